@@ -1,0 +1,1 @@
+"""The reference connectors shipped with h5pyvol (installed as h5pyvol.connectors)."""

@@ -1,0 +1,222 @@
+"""The in-memory connector: HDF5 files held in Python objects.
+
+The default connector for demos and tests, and the smallest complete example
+of the connector API. Files live as long as the process (one store per
+connector option set); a file can be opened again by name until deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import struct
+
+import numpy as np
+
+from h5pyvol import connector as api
+from h5pyvol.selection import Selection
+
+
+class MemoryAttribute(api.Attribute):
+    def __init__(self, meta: api.ArrayMeta):
+        self._meta = meta
+        self._data = meta.fill_array() if not meta.null else None
+
+    @property
+    def meta(self) -> api.ArrayMeta:
+        return self._meta
+
+    def read(self) -> np.ndarray:
+        return self._data
+
+    def write(self, data: np.ndarray) -> None:
+        self._data = np.array(data, dtype=self._meta.dtype, copy=True).reshape(self._meta.shape)
+
+
+class MemoryNode(api.Node):
+    def __init__(self, store: MemoryStore, token: bytes):
+        self._store = store
+        self._token = token
+        self._attrs: dict[str, MemoryAttribute] = {}
+        self.links_in = 0
+
+    @property
+    def token(self) -> bytes:
+        return self._token
+
+    @property
+    def link_count(self) -> int:
+        return self.links_in
+
+    def attribute_names(self) -> list[str]:
+        return list(self._attrs)
+
+    def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
+        attr = self._attrs[name] = MemoryAttribute(meta)
+        return attr
+
+    def open_attribute(self, name: str) -> api.Attribute:
+        return self._attrs[name]
+
+    def delete_attribute(self, name: str) -> None:
+        del self._attrs[name]
+
+    def rename_attribute(self, old: str, new: str) -> None:
+        # Keep the attribute's place in creation order, as HDF5 does.
+        self._attrs = {(new if k == old else k): v for k, v in self._attrs.items()}
+
+
+class MemoryGroup(MemoryNode, api.Group):
+    def __init__(self, store: MemoryStore, token: bytes):
+        super().__init__(store, token)
+        self._links: dict[str, api.Link] = {}
+
+    def links(self) -> list[tuple[str, api.Link]]:
+        return list(self._links.items())
+
+    def get_link(self, name: str) -> api.Link:
+        return self._links[name]
+
+    def has_link(self, name: str) -> bool:
+        return name in self._links
+
+    def set_link(self, name: str, link: api.Link) -> None:
+        self._links[name] = link
+        if isinstance(link, api.HardLink):
+            self._store.nodes[link.token].links_in += 1
+
+    def delete_link(self, name: str) -> None:
+        link = self._links.pop(name)
+        if isinstance(link, api.HardLink):
+            self._store.unlinked(link.token)
+
+
+class MemoryDataset(MemoryNode, api.Dataset):
+    def __init__(self, store: MemoryStore, token: bytes, meta: api.ArrayMeta):
+        super().__init__(store, token)
+        self._meta = meta
+        self._data: np.ndarray | None = None  # allocated on first write
+
+    @property
+    def meta(self) -> api.ArrayMeta:
+        return self._meta
+
+    def read(self, selection: Selection, out: np.ndarray) -> None:
+        if self._data is None:
+            out[...] = self._meta.fill_array()[selection.index]
+        else:
+            out[...] = self._data[selection.index]
+
+    def write(self, selection: Selection, data: np.ndarray) -> None:
+        if self._data is None:
+            self._data = self._meta.fill_array()
+        self._data[selection.index] = data
+
+    def resize(self, shape: tuple[int, ...]) -> None:
+        meta = self._meta.replace(shape=tuple(shape))
+        if self._data is not None:
+            grown = meta.fill_array()
+            common = tuple(slice(0, min(a, b)) for a, b in zip(self._meta.shape, shape, strict=True))
+            grown[common] = self._data[common]
+            self._data = grown
+        self._meta = meta
+
+    def storage_size(self) -> int:
+        return 0 if self._data is None else self._data.nbytes
+
+    def is_allocated(self) -> bool:
+        return self._data is not None
+
+
+class MemoryDatatype(MemoryNode, api.Datatype):
+    def __init__(self, store: MemoryStore, token: bytes, hdf5_type: bytes):
+        super().__init__(store, token)
+        self._type = hdf5_type
+
+    @property
+    def hdf5_type(self) -> bytes:
+        return self._type
+
+
+class MemoryStore:
+    """Everything one in-memory HDF5 file holds."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count()
+        self.nodes: dict[bytes, MemoryNode] = {}
+        self.root = self.add(MemoryGroup)
+        self.root.links_in = 1  # the file itself holds the root
+
+    def add(self, cls, *args):
+        token = struct.pack("<Q", next(self._ids))
+        node = self.nodes[token] = cls(self, token, *args)
+        return node
+
+    def unlinked(self, token: bytes) -> None:
+        node = self.nodes[token]
+        node.links_in -= 1
+        if node.links_in <= 0:
+            del self.nodes[token]  # open handles keep their node object alive
+
+
+class MemoryFile(api.File):
+    def __init__(self, store: MemoryStore, writable: bool):
+        self._store = store
+        self._writable = writable
+
+    @property
+    def root(self) -> api.Group:
+        return self._store.root
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def open_node(self, token: bytes) -> api.Node:
+        try:
+            return self._store.nodes[token]
+        except KeyError:
+            raise KeyError(f"no object with token {token.hex()}") from None
+
+    def create_group(self) -> api.Group:
+        return self._store.add(MemoryGroup)
+
+    def create_dataset(self, meta: api.ArrayMeta) -> api.Dataset:
+        return self._store.add(MemoryDataset, meta)
+
+    def commit_datatype(self, hdf5_type: bytes) -> api.Datatype:
+        return self._store.add(MemoryDatatype, hdf5_type)
+
+
+class MemoryConnector(api.Connector):
+    """HDF5 files kept in this process's memory, by name."""
+
+    name = "memory"
+    supports_delete = True
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        if options:
+            raise ValueError(f"the memory connector takes no options, got {sorted(options)}")
+        self._files: dict[str, MemoryStore] = {}
+
+    def create(self, name: str, *, overwrite: bool) -> api.File:
+        if name in self._files and not overwrite:
+            raise FileExistsError(errno.EEXIST, f"in-memory file {name!r} already exists")
+        store = self._files[name] = MemoryStore()
+        return MemoryFile(store, writable=True)
+
+    def open(self, name: str, *, writable: bool) -> api.File:
+        try:
+            return MemoryFile(self._files[name], writable)
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None
+
+    def exists(self, name: str) -> bool:
+        return name in self._files
+
+    def delete(self, name: str) -> None:
+        try:
+            del self._files[name]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None

@@ -1,0 +1,119 @@
+/*
+ * group.c: the H5G callbacks.
+ */
+#include "pv.h"
+
+static void *pv_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
+                             hid_t gcpl_id, hid_t gapl_id, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    PyObject        *h;
+
+    (void)dxpl_id;
+    (void)req;
+    if (pv_enter(&gil, __func__) < 0)
+        return NULL;
+    h = pv_call(PV_FN_group_create, __func__, 6, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(lcpl_id),
+                pv_hid(gcpl_id), pv_hid(gapl_id));
+    pv_leave(gil);
+    return h;
+}
+
+static void *pv_group_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t gapl_id,
+                           hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    PyObject        *h;
+
+    (void)dxpl_id;
+    (void)req;
+    if (pv_enter(&gil, __func__) < 0)
+        return NULL;
+    h = pv_call(PV_FN_group_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(gapl_id));
+    pv_leave(gil);
+    return h;
+}
+
+static herr_t pv_group_get(void *obj, H5VL_group_get_args_t *args, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    PyObject        *r   = NULL;
+    herr_t           ret = -1;
+
+    (void)dxpl_id;
+    (void)req;
+    if (pv_enter(&gil, __func__) < 0)
+        return -1;
+    switch (args->op_type) {
+        case H5VL_GROUP_GET_GCPL:
+            if ((r = pv_call(PV_FN_group_get_gcpl, __func__, 1, pv_ref(obj))))
+                ret = pv_as_hid(r, &args->args.get_gcpl.gcpl_id, __func__);
+            break;
+        case H5VL_GROUP_GET_INFO: {
+            H5G_info_t *g = args->args.get_info.ginfo;
+            int         storage, mounted;
+            long long   max_corder;
+            unsigned long long nlinks;
+            r = pv_call(PV_FN_group_get_info, __func__, 2, pv_ref(obj), pv_loc(&args->args.get_info.loc_params));
+            if (!r)
+                break;
+            if (!PyArg_ParseTuple(r, "iKLp;group info", &storage, &nlinks, &max_corder, &mounted)) {
+                pv_push_python_error(__func__);
+                break;
+            }
+            g->storage_type = (H5G_storage_type_t)storage;
+            g->nlinks       = (hsize_t)nlinks;
+            g->max_corder   = (int64_t)max_corder;
+            g->mounted      = (hbool_t)mounted;
+            ret             = 0;
+            break;
+        }
+        default:
+            pv_push_error(__func__, "h5pyvol: unknown group get operation %d", (int)args->op_type);
+    }
+    Py_XDECREF(r);
+    pv_leave(gil);
+    return ret;
+}
+
+static herr_t pv_group_specific(void *obj, H5VL_group_specific_args_t *args, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    herr_t           ret = -1;
+
+    (void)dxpl_id;
+    (void)req;
+    if (pv_enter(&gil, __func__) < 0)
+        return -1;
+    switch (args->op_type) {
+        case H5VL_GROUP_FLUSH:
+            ret = pv_call_void(PV_FN_object_flush, __func__, 1, pv_ref(obj));
+            break;
+        case H5VL_GROUP_REFRESH:
+            ret = pv_call_void(PV_FN_object_refresh, __func__, 1, pv_ref(obj));
+            break;
+        default:
+            pv_push_error(__func__, "h5pyvol: mounting files is not supported");
+    }
+    pv_leave(gil);
+    return ret;
+}
+
+static herr_t pv_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
+{
+    (void)obj;
+    (void)dxpl_id;
+    (void)req;
+    pv_push_error(__func__, "h5pyvol: native-only group operation %d is not supported", args->op_type);
+    return -1;
+}
+
+static herr_t pv_group_close(void *grp, hid_t dxpl_id, void **req)
+{
+    (void)dxpl_id;
+    (void)req;
+    return pv_close(PV_FN_group_close, grp, __func__);
+}
+
+const H5VL_group_class_t pv_group_cls = {pv_group_create,   pv_group_open,     pv_group_get,
+                                         pv_group_specific, pv_group_optional, pv_group_close};

@@ -1,0 +1,506 @@
+/*
+ * python.c: the embedded interpreter and every crossing into Python.
+ *
+ * Owns: starting CPython in a C host (or joining h5py's), the GIL around each
+ * callback, the table of bridge functions, argument/result conversion, and
+ * turning Python exceptions into entries on HDF5's error stack.
+ */
+#define _GNU_SOURCE
+#include "pv.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PV_MAX_ARGS 12
+
+#define PV_NAME_ENTRY(name) #name,
+static const char *const bridge_names[PV_FN_COUNT] = {PV_BRIDGE_FUNCTIONS(PV_NAME_ENTRY)};
+#undef PV_NAME_ENTRY
+
+static PyObject *bridge_fns[PV_FN_COUNT];
+static PyObject *describe_exception; /* h5pyvol._bridge.describe_exception */
+static int bridge_ready;
+static int seen_python;       /* the interpreter ran at some point */
+static int owns_interpreter;  /* we started it (C host) */
+static PyThreadState *saved_ts;
+
+static hid_t err_class = H5I_INVALID_HID;
+static hid_t err_major = H5I_INVALID_HID;
+static hid_t err_minor = H5I_INVALID_HID;
+
+/* ------------------------------------------------------------------ */
+/* HDF5 error stack                                                    */
+
+static void ensure_error_class(void)
+{
+    if (err_class >= 0)
+        return;
+    err_class = H5Eregister_class("h5pyvol", "h5pyvol", "1");
+    if (err_class >= 0) {
+        err_major = H5Ecreate_msg(err_class, H5E_MAJOR, "Python VOL connector");
+        err_minor = H5Ecreate_msg(err_class, H5E_MINOR, "error raised by the connector");
+    }
+}
+
+void pv_push_error(const char *func, const char *fmt, ...)
+{
+    char    msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ensure_error_class();
+    if (err_class >= 0)
+        H5Epush2(H5E_DEFAULT, __FILE__, func, __LINE__, err_class, err_major, err_minor, "%s", msg);
+}
+
+void pv_push_python_error(const char *func)
+{
+    PyObject *type, *value, *tb, *text = NULL;
+
+    if (!PyErr_Occurred()) {
+        pv_push_error(func, "h5pyvol: the connector failed without a Python exception");
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    if (describe_exception && value)
+        text = PyObject_CallOneArg(describe_exception, value);
+    if (!text) {
+        PyErr_Clear();
+        text = value ? PyObject_Str(value) : NULL;
+    }
+    if (text && PyUnicode_Check(text)) {
+        const char *s = PyUnicode_AsUTF8(text);
+        pv_push_error(func, "%s", s ? s : "h5pyvol: unprintable Python exception");
+    }
+    else
+        pv_push_error(func, "h5pyvol: unprintable Python exception");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* ------------------------------------------------------------------ */
+/* h5pyvol._plugin: the few things Python needs from C                 */
+
+static PyObject *plugin_buffer(PyObject *self, PyObject *args)
+{
+    unsigned long long ptr;
+    Py_ssize_t         size;
+    int                writable;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Knp", &ptr, &size, &writable))
+        return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative buffer size");
+        return NULL;
+    }
+    if (ptr == 0 && size > 0) {
+        PyErr_SetString(PyExc_ValueError, "HDF5 passed a NULL buffer");
+        return NULL;
+    }
+    return PyMemoryView_FromMemory((char *)(uintptr_t)ptr, size, writable ? PyBUF_WRITE : PyBUF_READ);
+}
+
+static PyMethodDef plugin_methods[] = {
+    {"buffer", plugin_buffer, METH_VARARGS,
+     "buffer(address, nbytes, writable) -> memoryview over HDF5's buffer (valid only during the callback)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef plugin_module = {
+    PyModuleDef_HEAD_INIT, "h5pyvol._plugin",
+    "Functions the h5pyvol VOL plugin gives the bridge. Exists only inside the plugin.", -1,
+    plugin_methods, NULL, NULL, NULL, NULL};
+
+/* ------------------------------------------------------------------ */
+/* Starting and joining the interpreter                                */
+
+/* The site-packages directory that holds this plugin
+ * (<site>/h5pyvol/plugin/libh5pyvol.so), or "" if unknown. */
+static void plugin_site_dir(char *out, size_t size)
+{
+    Dl_info info;
+    char    path[4096];
+
+    out[0] = '\0';
+    if (!dladdr((void *)&plugin_site_dir, &info) || !info.dli_fname)
+        return;
+    snprintf(path, sizeof path, "%s", info.dli_fname);
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(path, '/');
+        if (!slash)
+            return;
+        *slash = '\0';
+    }
+    snprintf(out, size, "%s", path);
+}
+
+/* The Python executable of the virtualenv that holds the plugin, so the
+ * embedded interpreter sees the same packages as that venv's python. */
+static int venv_python(const char *site, char *out, size_t size)
+{
+    char root[4096], cfg[4200];
+
+    if (getenv("H5PYVOL_PYTHON") && *getenv("H5PYVOL_PYTHON")) {
+        snprintf(out, size, "%s", getenv("H5PYVOL_PYTHON"));
+        return 1;
+    }
+    if (!*site)
+        return 0;
+    snprintf(root, sizeof root, "%s/../../..", site); /* lib/pythonX.Y/site-packages */
+    snprintf(cfg, sizeof cfg, "%s/pyvenv.cfg", root);
+    if (access(cfg, R_OK) != 0)
+        return 0;
+    snprintf(out, size, "%s/bin/python3", root);
+    return access(out, X_OK) == 0;
+}
+
+static int start_interpreter(const char *func)
+{
+    Dl_info  info;
+    PyConfig config;
+    PyStatus status;
+    char     site[4096], program[4200];
+
+    /* HDF5 dlopens plugins RTLD_LOCAL; extension modules need libpython's
+     * symbols global or they fail with "undefined symbol: PyFloat_Type". */
+    if (dladdr((void *)&Py_IsInitialized, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+
+    plugin_site_dir(site, sizeof site);
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0; /* signals belong to the C program */
+    config.parse_argv = 0;
+    if (venv_python(site, program, sizeof program)) {
+        status = PyConfig_SetBytesString(&config, &config.program_name, program);
+        if (PyStatus_Exception(status))
+            goto fail;
+    }
+    status = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(status))
+        goto fail;
+    PyConfig_Clear(&config);
+    owns_interpreter = 1;
+
+    if (*site) {
+        /* Also covers plugins installed outside a venv. */
+        PyObject *mod = PyImport_ImportModule("site");
+        PyObject *r   = mod ? PyObject_CallMethod(mod, "addsitedir", "s", site) : NULL;
+        if (!r)
+            PyErr_Clear();
+        Py_XDECREF(r);
+        Py_XDECREF(mod);
+    }
+    saved_ts = PyEval_SaveThread();
+    return 0;
+
+fail:
+    pv_push_error(func, "h5pyvol: cannot start the embedded Python interpreter: %s",
+                  status.err_msg ? status.err_msg : "unknown error");
+    PyConfig_Clear(&config);
+    return -1;
+}
+
+static int import_bridge(const char *func)
+{
+    PyObject *mod, *plugin, *modules;
+    int       ok = 1;
+
+    plugin  = PyModule_Create(&plugin_module);
+    modules = PyImport_GetModuleDict();
+    if (!plugin || PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
+        Py_XDECREF(plugin);
+        pv_push_python_error(func);
+        return -1;
+    }
+    Py_DECREF(plugin);
+
+    mod = PyImport_ImportModule("h5pyvol._bridge");
+    if (!mod) {
+        pv_push_python_error(func);
+        pv_push_error(func, "h5pyvol: cannot import the Python package h5pyvol (sys.executable and "
+                            "sys.path are those of the embedded interpreter; set H5PYVOL_PYTHON to the "
+                            "python of the environment where h5pyvol is installed)");
+        return -1;
+    }
+    for (int i = 0; i < PV_FN_COUNT; i++) {
+        bridge_fns[i] = PyObject_GetAttrString(mod, bridge_names[i]);
+        if (!bridge_fns[i]) {
+            ok = 0;
+            break;
+        }
+    }
+    describe_exception = ok ? PyObject_GetAttrString(mod, "describe_exception") : NULL;
+    Py_DECREF(mod);
+    if (!ok || !describe_exception) {
+        pv_push_python_error(func);
+        return -1;
+    }
+    bridge_ready = 1;
+    return 0;
+}
+
+int pv_python_gone(void)
+{
+    return seen_python && !Py_IsInitialized();
+}
+
+/* In a C host, Python code (h5py's import, above all) may switch off HDF5's
+ * automatic error printing; the host's setting is put back on every return. */
+static H5E_auto2_t host_auto_func;
+static void       *host_auto_data;
+
+int pv_enter(PyGILState_STATE *gil, const char *func)
+{
+    if (owns_interpreter || !seen_python)
+        H5Eget_auto2(H5E_DEFAULT, &host_auto_func, &host_auto_data);
+    if (!Py_IsInitialized()) {
+        if (seen_python) {
+            pv_push_error(func, "h5pyvol: called after the Python interpreter shut down");
+            return -1;
+        }
+        if (start_interpreter(func) < 0)
+            return -1;
+    }
+    seen_python = 1;
+    *gil        = PyGILState_Ensure();
+    if (!bridge_ready && import_bridge(func) < 0) {
+        pv_leave(*gil);
+        return -1;
+    }
+    return 0;
+}
+
+void pv_leave(PyGILState_STATE gil)
+{
+    PyGILState_Release(gil);
+    if (owns_interpreter)
+        H5Eset_auto2(H5E_DEFAULT, host_auto_func, host_auto_data);
+}
+
+void pv_python_terminate(void)
+{
+    if (Py_IsInitialized() && bridge_ready) {
+        PyGILState_STATE gil = PyGILState_Ensure();
+        for (int i = 0; i < PV_FN_COUNT; i++)
+            Py_CLEAR(bridge_fns[i]);
+        Py_CLEAR(describe_exception);
+        bridge_ready = 0;
+        PyGILState_Release(gil);
+    }
+    if (owns_interpreter && Py_IsInitialized()) {
+        PyEval_RestoreThread(saved_ts);
+        Py_FinalizeEx();
+        owns_interpreter = 0;
+    }
+    if (err_class >= 0) {
+        H5Eclose_msg(err_minor);
+        H5Eclose_msg(err_major);
+        H5Eunregister_class(err_class);
+        err_class = H5I_INVALID_HID;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Calls                                                               */
+
+static PyObject *vcall(enum pv_fn fn, const char *func, Py_ssize_t nargs, va_list ap)
+{
+    PyObject *args[PV_MAX_ARGS];
+    PyObject *result = NULL;
+    int       missing = 0;
+
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        args[i] = va_arg(ap, PyObject *);
+        if (!args[i])
+            missing = 1;
+    }
+    if (!missing)
+        result = PyObject_Vectorcall(bridge_fns[fn], args, (size_t)nargs, NULL);
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        Py_XDECREF(args[i]);
+    if (!result)
+        pv_push_python_error(func);
+    return result;
+}
+
+PyObject *pv_call(enum pv_fn fn, const char *func, Py_ssize_t nargs, ...)
+{
+    va_list   ap;
+    PyObject *r;
+
+    va_start(ap, nargs);
+    r = vcall(fn, func, nargs, ap);
+    va_end(ap);
+    return r;
+}
+
+herr_t pv_call_void(enum pv_fn fn, const char *func, Py_ssize_t nargs, ...)
+{
+    va_list   ap;
+    PyObject *r;
+
+    va_start(ap, nargs);
+    r = vcall(fn, func, nargs, ap);
+    va_end(ap);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Argument builders                                                   */
+
+PyObject *pv_str(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
+PyObject *pv_int(long long v) { return PyLong_FromLongLong(v); }
+PyObject *pv_uint(unsigned long long v) { return PyLong_FromUnsignedLongLong(v); }
+PyObject *pv_hid(hid_t id) { return PyLong_FromLongLong((long long)id); }
+PyObject *pv_ptr(const void *p) { return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)p); }
+
+PyObject *pv_ref(PyObject *o)
+{
+    if (!o)
+        o = Py_None;
+    Py_INCREF(o);
+    return o;
+}
+
+PyObject *pv_loc(const H5VL_loc_params_t *loc)
+{
+    switch (loc->type) {
+        case H5VL_OBJECT_BY_SELF:
+            Py_RETURN_NONE;
+        case H5VL_OBJECT_BY_NAME:
+            return Py_BuildValue("(sN)", "name", pv_str(loc->loc_data.loc_by_name.name));
+        case H5VL_OBJECT_BY_IDX:
+            return Py_BuildValue("(sNiiK)", "idx", pv_str(loc->loc_data.loc_by_idx.name),
+                                 (int)loc->loc_data.loc_by_idx.idx_type, (int)loc->loc_data.loc_by_idx.order,
+                                 (unsigned long long)loc->loc_data.loc_by_idx.n);
+        case H5VL_OBJECT_BY_TOKEN:
+            return Py_BuildValue("(sy#)", "token", (const char *)loc->loc_data.loc_by_token.token->__data,
+                                 (Py_ssize_t)H5O_MAX_TOKEN_SIZE);
+        default:
+            PyErr_Format(PyExc_ValueError, "unknown HDF5 location type %d", (int)loc->type);
+            return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Result readers                                                      */
+
+int pv_as_hid(PyObject *o, hid_t *out, const char *func)
+{
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        pv_push_python_error(func);
+        return -1;
+    }
+    *out = (hid_t)v;
+    return 0;
+}
+
+int pv_as_u64(PyObject *o, uint64_t *out, const char *func)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        pv_push_python_error(func);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int pv_as_bool(PyObject *o, hbool_t *out, const char *func)
+{
+    int v = PyObject_IsTrue(o);
+    if (v < 0) {
+        pv_push_python_error(func);
+        return -1;
+    }
+    *out = (hbool_t)v;
+    return 0;
+}
+
+int pv_copy_name(PyObject *o, char *buf, size_t buf_size, size_t *len, const char *func)
+{
+    const char *s = "";
+    Py_ssize_t  n = 0;
+    PyObject   *enc = NULL;
+
+    if (PyUnicode_Check(o)) {
+        enc = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
+        if (!enc) {
+            pv_push_python_error(func);
+            return -1;
+        }
+        s = PyBytes_AS_STRING(enc);
+        n = PyBytes_GET_SIZE(enc);
+    }
+    else if (PyBytes_Check(o)) {
+        s = PyBytes_AS_STRING(o);
+        n = PyBytes_GET_SIZE(o);
+    }
+    else if (o != Py_None) {
+        pv_push_error(func, "h5pyvol: the bridge returned a %s where a name was expected", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (buf && buf_size > 0) {
+        size_t k = (size_t)n < buf_size - 1 ? (size_t)n : buf_size - 1;
+        memcpy(buf, s, k);
+        buf[k] = '\0';
+    }
+    if (len)
+        *len = (size_t)n;
+    Py_XDECREF(enc);
+    return 0;
+}
+
+int pv_as_token(PyObject *o, H5O_token_t *token, const char *func)
+{
+    char      *data;
+    Py_ssize_t n;
+
+    if (PyBytes_AsStringAndSize(o, &data, &n) < 0) {
+        pv_push_python_error(func);
+        return -1;
+    }
+    if (n > H5O_MAX_TOKEN_SIZE) {
+        pv_push_error(func, "h5pyvol: object token of %zd bytes is longer than HDF5's %d", n,
+                      H5O_MAX_TOKEN_SIZE);
+        return -1;
+    }
+    memset(token, 0, sizeof *token);
+    memcpy(token->__data, data, (size_t)n);
+    return 0;
+}
+
+herr_t pv_close(enum pv_fn fn, void *obj, const char *func)
+{
+    PyGILState_STATE gil;
+    herr_t           ret;
+
+    if (pv_python_gone())
+        return 0; /* atexit after Python finalized: nothing left to release */
+    if (pv_enter(&gil, func) < 0)
+        return -1;
+    ret = pv_call_void(fn, func, 1, pv_ref(obj));
+    Py_DECREF((PyObject *)obj); /* the reference HDF5 held */
+    pv_leave(gil);
+    return ret;
+}

@@ -1,0 +1,51 @@
+"""h5pyvol: HDF5 storage backends written in Python, used by every HDF5 program.
+
+For users: `File` opens an `h5py.File` served by a connector, and
+`connector_name` tells which VOL connector serves an HDF5 object. For
+connector authors: subclass the classes in `h5pyvol.connector` and register
+the `Connector` subclass under the entry-point group ``h5pyvol.connectors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+
+from . import connector
+from ._hdf5 import PLUGIN_DIR, connector_name, set_connector
+from .registry import ConnectorSpec
+
+__all__ = ["File", "connector", "connector_name", "connector_string", "PLUGIN_DIR", "__version__"]
+__version__ = "0.1.0"
+
+_DRIVER = "h5pyvol"
+
+
+def connector_string(connector: str = "memory", **options: Any) -> str:
+    """The connector string for a connector name and options (``NAME;key=value...``)."""
+    for key, value in options.items():
+        if ";" in f"{key}{value}" or "=" in key:
+            raise ValueError(f"connector option {key}={value!r} may not contain ';' (or '=' in the key)")
+    spec = ";".join([connector, *(f"{k}={v}" for k, v in options.items())])
+    ConnectorSpec.parse(spec)  # fail early on a malformed string
+    return spec
+
+
+def _set_fapl(plist: h5py.h5p.PropFAID, h5pyvol_spec: str) -> None:
+    set_connector(plist, h5pyvol_spec)
+
+
+def File(name: str, mode: str = "r", connector: str = "memory", *, track_order: bool | None = None,
+         **options: Any) -> h5py.File:
+    """Open an HDF5 file through an h5pyvol connector; returns an ordinary h5py.File.
+
+    `connector` is an installed connector's name (``memory``...) or
+    ``package.module:Class``; `options` become its ``key=value`` options.
+    No environment variable is needed: the connector is set on the file's
+    access property list.
+    """
+    spec = connector_string(connector, **options)
+    if _DRIVER not in h5py.registered_drivers():
+        h5py.register_driver(_DRIVER, _set_fapl)
+    return h5py.File(name, mode, driver=_DRIVER, track_order=track_order, h5pyvol_spec=spec)

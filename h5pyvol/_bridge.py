@@ -1,0 +1,1125 @@
+"""The functions the C plugin calls: HDF5's semantics on top of a connector.
+
+One function per VOL callback (or per get/specific operation), named after it;
+csrc/pv.h lists them. The plugin passes hid_t values as ints, location
+parameters as tuples (see `_locate`), and buffers as addresses. Every handle
+returned here becomes an HDF5 VOL object: a `FileHandle`, `NodeHandle` or
+`AttrHandle`.
+
+Owns: handles and open-file bookkeeping, path and link resolution, iteration
+orders, object and link info, the read/write data path (selections and
+datatype conversion), and the text of errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import posixpath
+import sys
+import traceback
+
+import numpy as np
+from h5py import h5d, h5p, h5s, h5t
+
+from . import connector as api
+from . import datatypes, registry
+from ._hdf5 import borrow, decode_plist, decode_type, detach, encode_plist
+from .selection import Selection
+
+# HDF5 constants (stable parts of its public ABI).
+H5I_FILE, H5I_GROUP, H5I_DATATYPE, H5I_DATASET, H5I_ATTR = 1, 2, 3, 5, 7
+H5O_TYPE_GROUP, H5O_TYPE_DATASET, H5O_TYPE_NAMED_DATATYPE = 0, 1, 2
+H5L_TYPE_HARD, H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL = 0, 1, 64
+H5F_ACC_RDWR, H5F_ACC_TRUNC, H5F_ACC_EXCL = 0x1, 0x2, 0x4
+H5_INDEX_NAME, H5_INDEX_CRT_ORDER = 0, 1
+H5_ITER_DEC = 1
+H5O_INFO_NUM_ATTRS = 0x4
+H5G_STORAGE_TYPE_COMPACT = 1
+H5T_CSET_ASCII, H5T_CSET_UTF8 = 0, 1
+H5D_SPACE_STATUS_NOT_ALLOCATED, H5D_SPACE_STATUS_ALLOCATED = 0, 2
+MAX_SOFT_LINK_DEPTH = 16  # HDF5's default H5Pset_nlinks
+
+CAP_FLAGS = {
+    "always": 0x80 | 0x100 | 0x200 | 0x400 | 0x20 | 0x40 | 0x800 | 0x1000 | 0x8000 | 0x10000
+    | 0x1000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x40000000,
+    "supports_attributes": 0x8 | 0x10,
+    "supports_soft_links": 0x80000000,
+    "supports_external_links": 0x20000000,
+    "supports_creation_order": 0x800000,
+    "supports_committed_datatypes": 0x400000,
+    "supports_storage_size": 0x2000000,
+    "supports_fill_values": 0x1000000000,
+    "supports_filters": 0x800000000,
+}
+
+
+# ---------------------------------------------------------------- handles
+
+
+_filenos = itertools.count(1)
+_open_files: dict[tuple[int, str], FileState] = {}
+
+
+class FileState:
+    """One open connector file, shared by every HDF5 id that refers to it."""
+
+    def __init__(self, conn: api.Connector, file: api.File, name: str, flags: int, fapl: int, fcpl: int):
+        self.connector = conn
+        self.file = file
+        self.name = name
+        self.writable = bool(flags & H5F_ACC_RDWR)
+        self.fapl = borrow(fapl, h5p.PropFAID).copy()
+        self.fcpl = borrow(fcpl, h5p.PropFCID).copy() if fcpl > 0 else h5p.create(h5p.FILE_CREATE)
+        self.fileno = next(_filenos)
+        self.file_handles: list[FileHandle] = []
+        self.users = 0  # open node and attribute handles
+        _open_files[self.key] = self
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (id(self.connector), self.name)
+
+    def check_writable(self) -> None:
+        if not self.writable:
+            raise PermissionError(f"file {self.name!r} is open read-only")
+
+    def release(self) -> None:
+        """Close the connector file once no HDF5 id refers to it."""
+        if self.file_handles or self.users or _open_files.get(self.key) is not self:
+            return
+        del _open_files[self.key]
+        try:
+            if self.writable:
+                self.file.flush()
+        finally:
+            self.file.close()
+
+
+class FileHandle:
+    """The VOL object behind one HDF5 file id."""
+
+    kind = H5I_FILE
+
+    def __init__(self, state: FileState):
+        self.state = state
+        state.file_handles.append(self)
+
+    def close(self) -> None:
+        self.state.file_handles.remove(self)
+        self.state.release()
+
+    def __repr__(self) -> str:
+        return f"<file {self.state.name!r}>"
+
+
+class NodeHandle:
+    """The VOL object behind a group, dataset or committed datatype id."""
+
+    def __init__(self, state: FileState, node: api.Node, path: str | None):
+        self.state = state
+        self.node = node
+        self.path = path
+        self.kind = _id_type(node)
+        state.users += 1
+        if isinstance(node, api.Dataset):
+            self._load_meta()
+
+    def _load_meta(self) -> None:
+        meta = self.node.meta
+        self.meta = meta
+        self.file_type = decode_type(meta.hdf5_type)
+        self.dtype = datatypes.dtype_of(self.file_type)
+
+    def close(self) -> None:
+        self.state.users -= 1
+        self.state.release()
+
+    def __repr__(self) -> str:
+        kind = {H5I_GROUP: "group", H5I_DATASET: "dataset", H5I_DATATYPE: "datatype"}[self.kind]
+        return f"<{kind} {self.path or '(anonymous)'!r}>"
+
+
+class AttrHandle:
+    """The VOL object behind an attribute id."""
+
+    kind = H5I_ATTR
+
+    def __init__(self, state: FileState, owner: api.Node, attr: api.Attribute, name: str):
+        self.state = state
+        self.owner = owner
+        self.attr = attr
+        self.name = name
+        self.meta = attr.meta
+        self.file_type = decode_type(self.meta.hdf5_type)
+        self.dtype = datatypes.dtype_of(self.file_type)
+        state.users += 1
+
+    def close(self) -> None:
+        self.state.users -= 1
+        self.state.release()
+
+    def __repr__(self) -> str:
+        return f"<attribute {self.name!r}>"
+
+
+def _id_type(node: api.Node) -> int:
+    if isinstance(node, api.Group):
+        return H5I_GROUP
+    if isinstance(node, api.Dataset):
+        return H5I_DATASET
+    if isinstance(node, api.Datatype):
+        return H5I_DATATYPE
+    raise TypeError(f"the connector returned {type(node).__name__}, which is not a Group, Dataset or Datatype")
+
+
+_OBJ_TYPE = {H5I_GROUP: H5O_TYPE_GROUP, H5I_DATASET: H5O_TYPE_DATASET, H5I_DATATYPE: H5O_TYPE_NAMED_DATATYPE}
+
+
+def token16(token: bytes) -> bytes:
+    """A connector token in HDF5's 16-byte form: its length, then its bytes."""
+    if len(token) > 15:
+        raise ValueError(f"connector token {token!r} is longer than 15 bytes")
+    return bytes([len(token)]) + token + bytes(15 - len(token))
+
+
+def untoken16(raw: bytes) -> bytes:
+    return raw[1 : 1 + raw[0]]
+
+
+# ---------------------------------------------------------------- paths
+
+
+def _base(h) -> tuple[FileState, api.Node, str | None]:
+    """The node a handle stands for, with its path (attributes: their owner)."""
+    if isinstance(h, FileHandle):
+        return h.state, h.state.file.root, "/"
+    if isinstance(h, NodeHandle):
+        return h.state, h.node, h.path
+    if isinstance(h, AttrHandle):
+        return h.state, h.owner, None
+    raise TypeError(f"not an h5pyvol object: {h!r}")
+
+
+def _join(base: str | None, path: str) -> str | None:
+    if path.startswith("/"):
+        return posixpath.normpath(path).replace("//", "/")
+    if base is None:
+        return None
+    return posixpath.normpath(posixpath.join(base, path)).replace("//", "/")
+
+
+def _components(path: str) -> list[str]:
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def _follow(state: FileState, group: api.Group, group_path: str | None, link: api.Link, depth: int):
+    """The node a link points to, and its path."""
+    if isinstance(link, api.HardLink):
+        return state.file.open_node(link.token)
+    if isinstance(link, api.SoftLink):
+        if depth >= MAX_SOFT_LINK_DEPTH:
+            raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft links followed")
+        return _walk(state, group, group_path, link.path, depth + 1)[0]
+    if isinstance(link, api.ExternalLink):
+        raise NotImplementedError(f"following external link to {link.filename}:{link.path}")
+    raise NotImplementedError(f"following user-defined links (class {link.link_class})")
+
+
+def _walk(state: FileState, start: api.Node, start_path: str | None, path: str, depth: int = 0):
+    """The node at `path` from `start`, and its absolute path (None if unknown)."""
+    node = state.file.root if path.startswith("/") else start
+    here = "/" if path.startswith("/") else start_path
+    for part in _components(path):
+        if not isinstance(node, api.Group):
+            raise KeyError(f"{here or 'object'!r} is not a group, so it has no member {part!r}")
+        try:
+            link = node.get_link(part)
+        except KeyError:
+            raise KeyError(f"no object named {part!r} in group {here or '?'!r}") from None
+        node = _follow(state, node, here, link, depth)
+        here = _join(here, part)
+    return node, here
+
+
+def _parent(state: FileState, start: api.Node, start_path: str | None, path: str):
+    """The group that holds the last component of `path`, its path, and that component."""
+    parts = _components(path)
+    if not parts:
+        raise ValueError(f"{path!r} names no link")
+    prefix = ("/" if path.startswith("/") else "") + "/".join(parts[:-1])
+    group, gpath = _walk(state, start, start_path, prefix or ".")
+    if not isinstance(group, api.Group):
+        raise KeyError(f"{gpath or prefix!r} is not a group")
+    return group, gpath, parts[-1]
+
+
+def _ordered(names: list[str], idx_type: int, order: int) -> list[str]:
+    """Names in HDF5's index order. `names` come in creation order."""
+    if idx_type == H5_INDEX_NAME:
+        result = sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape"))  # HDF5 compares bytes
+    else:
+        result = list(names)
+    if order == H5_ITER_DEC:
+        result.reverse()
+    return result
+
+
+def _nth(names: list[str], idx_type: int, order: int, n: int) -> str:
+    ordered = _ordered(names, idx_type, order)
+    if n >= len(ordered):
+        raise IndexError(f"index {n} is out of range ({len(ordered)} entries)")
+    return ordered[n]
+
+
+def _locate(h, loc):
+    """Resolve HDF5 location parameters to (state, node, path).
+
+    loc is None (the object itself), ("name", path), ("idx", group path,
+    index type, order, n) or ("token", 16 bytes).
+    """
+    state, node, path = _base(h)
+    if loc is None:
+        return state, node, path
+    kind = loc[0]
+    if kind == "name":
+        node, path = _walk(state, node, path, loc[1])
+        return state, node, path
+    if kind == "idx":
+        group, gpath = _walk(state, node, path, loc[1])
+        if not isinstance(group, api.Group):
+            raise TypeError(f"{gpath!r} is not a group")
+        names = [name for name, _ in group.links()]
+        name = _nth(names, loc[2], loc[3], loc[4])
+        target = _follow(state, group, gpath, group.get_link(name), 0)
+        return state, target, _join(gpath, name)
+    if kind == "token":
+        return state, state.file.open_node(untoken16(loc[1])), None
+    raise ValueError(f"unknown location {loc!r}")
+
+
+def _link_target(h, loc):
+    """For link operations: (state, group, group path, link name)."""
+    state, node, path = _base(h)
+    if loc is None:
+        raise ValueError("this link operation needs a link name")
+    if loc[0] == "name":
+        group, gpath, name = _parent(state, node, path, loc[1])
+        return state, group, gpath, name
+    if loc[0] == "idx":
+        group, gpath = _walk(state, node, path, loc[1])
+        if not isinstance(group, api.Group):
+            raise TypeError(f"{gpath!r} is not a group")
+        return state, group, gpath, _nth([n for n, _ in group.links()], loc[2], loc[3], loc[4])
+    raise ValueError(f"unsupported location {loc!r} for a link operation")
+
+
+def _new_node(h, loc, name: str | None, lcpl: int, make):
+    """Create a node with `make(file)` and link it at `name` (None: anonymous)."""
+    state, base, base_path = _locate(h, loc)
+    state.check_writable()
+    if name is None:
+        return state, make(state.file), None
+    parts = _components(name)
+    if not parts:
+        raise ValueError(f"{name!r} is not a valid name for a new object")
+    intermediate = lcpl > 0 and borrow(lcpl, h5p.PropLCID).get_create_intermediate_group()
+    group, gpath = (state.file.root, "/") if name.startswith("/") else (base, base_path)
+    for part in parts[:-1]:
+        if not isinstance(group, api.Group):
+            raise KeyError(f"{gpath!r} is not a group")
+        if intermediate and not group.has_link(part):
+            child = state.file.create_group()
+            group.set_link(part, api.HardLink(child.token))
+            group = child
+        else:
+            try:
+                link = group.get_link(part)
+            except KeyError:
+                raise KeyError(f"no group named {part!r} in {gpath or '?'!r} (parent groups are not created)") from None
+            group = _follow(state, group, gpath, link, 0)
+        gpath = _join(gpath, part)
+    if not isinstance(group, api.Group):
+        raise KeyError(f"{gpath!r} is not a group")
+    if group.has_link(parts[-1]):
+        raise ValueError(f"an object named {parts[-1]!r} already exists in {gpath or '?'!r}")
+    node = make(state.file)
+    group.set_link(parts[-1], api.HardLink(node.token))
+    return state, node, _join(gpath, parts[-1])
+
+
+# ---------------------------------------------------------------- info
+
+
+def _object_info(state: FileState, node: api.Node, fields: int) -> tuple:
+    num_attrs = len(node.attribute_names()) if fields & H5O_INFO_NUM_ATTRS else 0
+    otype = _OBJ_TYPE[_id_type(node)]
+    return (state.fileno, token16(node.token), otype, node.link_count, 0, 0, 0, 0, num_attrs)
+
+
+def _encode_external(link: api.ExternalLink) -> bytes:
+    return b"\0" + link.filename.encode() + b"\0" + link.path.encode() + b"\0"
+
+
+def _link_value(link: api.Link) -> bytes:
+    if isinstance(link, api.SoftLink):
+        return link.path.encode("utf-8", "surrogateescape") + b"\0"
+    if isinstance(link, api.ExternalLink):
+        return _encode_external(link)
+    if isinstance(link, api.UserLink):
+        return link.value
+    raise TypeError("a hard link has no value")
+
+
+def _link_info(name: str, link: api.Link, corder: int) -> tuple:
+    cset = H5T_CSET_ASCII if name.isascii() else H5T_CSET_UTF8
+    if isinstance(link, api.HardLink):
+        return (H5L_TYPE_HARD, True, corder, cset, token16(link.token))
+    if isinstance(link, api.SoftLink):
+        ltype = H5L_TYPE_SOFT
+    elif isinstance(link, api.ExternalLink):
+        ltype = H5L_TYPE_EXTERNAL
+    else:
+        ltype = link.link_class
+    return (ltype, True, corder, cset, len(_link_value(link)))
+
+
+def _attr_info(owner: api.Node, name: str, meta: api.ArrayMeta) -> tuple:
+    corder = owner.attribute_names().index(name)
+    cset = H5T_CSET_ASCII if name.isascii() else H5T_CSET_UTF8
+    return (True, corder, cset, meta.size * meta.dtype.itemsize)
+
+
+def _space_of(meta: api.ArrayMeta) -> h5s.SpaceID:
+    if meta.null:
+        return h5s.create(h5s.NULL)
+    if meta.shape == ():
+        return h5s.create(h5s.SCALAR)
+    maxshape = None
+    if meta.maxshape is not None:
+        maxshape = tuple(h5s.UNLIMITED if m is None else m for m in meta.maxshape)
+    return h5s.create_simple(meta.shape, maxshape)
+
+
+def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"") -> api.ArrayMeta:
+    ftype = borrow(type_id, h5t.typewrap)
+    space = borrow(space_id, h5s.SpaceID)
+    null = space.get_simple_extent_type() == h5s.NULL
+    shape = () if null else tuple(int(d) for d in space.shape)
+    maxshape = None
+    if not null and shape:
+        dims = space.get_simple_extent_dims(True)
+        if tuple(dims) != shape:
+            maxshape = tuple(None if d == h5s.UNLIMITED else int(d) for d in dims)
+    return api.ArrayMeta(ftype.encode(), shape, maxshape, dcpl, null)
+
+
+# ---------------------------------------------------------------- errors and capabilities
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The HDF5 error-stack text for a Python exception raised under a callback."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    if frames:
+        last = frames[-1]
+        where = f" [{os.path.basename(last.filename)}:{last.lineno} in {last.name}]"
+    text = str(exc) if not isinstance(exc, KeyError) or len(exc.args) != 1 else str(exc.args[0])
+    errno = f", errno = {exc.errno}" if isinstance(exc, OSError) and exc.errno else ""
+    return f"h5pyvol: {type(exc).__name__}: {text}{errno}{where}"
+
+
+def cap_flags(spec: str) -> int:
+    conn = registry.load(spec)
+    flags = CAP_FLAGS["always"]
+    for attr, bits in CAP_FLAGS.items():
+        if attr != "always" and getattr(conn, attr, False):
+            flags |= bits
+    return flags
+
+
+# ---------------------------------------------------------------- files
+
+
+def file_create(spec: str, name: str, flags: int, fcpl: int, fapl: int) -> FileHandle:
+    conn = registry.load(spec)
+    if (id(conn), name) in _open_files:
+        raise OSError(f"file {name!r} is already open, so it cannot be created or truncated")
+    file = conn.create(name, overwrite=bool(flags & H5F_ACC_TRUNC))
+    return FileHandle(FileState(conn, file, name, flags | H5F_ACC_RDWR, fapl, fcpl))
+
+
+def file_open(spec: str, name: str, flags: int, fapl: int) -> FileHandle:
+    conn = registry.load(spec)
+    state = _open_files.get((id(conn), name))
+    if state is not None:
+        if flags & H5F_ACC_RDWR and not state.writable:
+            raise OSError(f"file {name!r} is already open read-only; it cannot also be opened for writing")
+        return FileHandle(state)
+    file = conn.open(name, writable=bool(flags & H5F_ACC_RDWR))
+    return FileHandle(FileState(conn, file, name, flags, fapl, -1))
+
+
+def file_close(h: FileHandle) -> None:
+    h.close()
+
+
+def file_get_fapl(h) -> int:
+    return detach(h.state.fapl.copy())
+
+
+def file_get_fcpl(h) -> int:
+    return detach(h.state.fcpl.copy())
+
+
+def file_get_fileno(h) -> int:
+    return h.state.fileno
+
+
+def file_get_intent(h) -> int:
+    return H5F_ACC_RDWR if h.state.writable else 0
+
+
+def file_get_name(h) -> str:
+    return h.state.name
+
+
+def file_flush(h, scope: int) -> None:
+    h.state.file.flush()
+
+
+def file_reopen(h: FileHandle) -> FileHandle:
+    return FileHandle(h.state)
+
+
+def file_is_accessible(spec: str, name: str, fapl: int) -> bool:
+    return registry.load(spec).exists(name)
+
+
+def file_delete(spec: str, name: str, fapl: int) -> None:
+    conn = registry.load(spec)
+    if (id(conn), name) in _open_files:
+        raise OSError(f"file {name!r} is open; close it before deleting it")
+    conn.delete(name)
+
+
+def file_is_equal(a, b) -> bool:
+    return a.state is b.state
+
+
+def same_file(h, file_handle) -> bool:
+    return h.state is file_handle.state
+
+
+# ---------------------------------------------------------------- groups
+
+
+def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
+    state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_group())
+    return NodeHandle(state, node, path)
+
+
+def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
+    state, base, base_path = _locate(h, loc)
+    node, path = _walk(state, base, base_path, name)
+    if not isinstance(node, api.Group):
+        raise TypeError(f"{path or name!r} is not a group")
+    return NodeHandle(state, node, path)
+
+
+def group_close(h: NodeHandle) -> None:
+    h.close()
+
+
+def group_get_gcpl(h) -> int:
+    return detach(h5p.create(h5p.GROUP_CREATE))
+
+
+def group_get_info(h, loc) -> tuple:
+    _, node, path = _locate(h, loc)
+    if not isinstance(node, api.Group):
+        raise TypeError(f"{path or 'object'!r} is not a group")
+    n = len(node.links())
+    return (H5G_STORAGE_TYPE_COMPACT, n, n, False)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
+    dcpl_blob = encode_plist(dcpl) if dcpl > 0 else b""
+    meta = _meta_from_ids(type_id, space_id, dcpl_blob)
+    layout = decode_plist(dcpl_blob).get_layout() if dcpl_blob else h5d.CONTIGUOUS
+    if meta.maxshape is not None and layout != h5d.CHUNKED:
+        raise ValueError("a dataset whose shape can change needs a chunked layout")
+    if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
+        raise ValueError(f"chunk shape {meta.chunks} does not match the dataset's rank {len(meta.shape)}")
+    state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_dataset(meta))
+    return NodeHandle(state, node, path)
+
+
+def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:
+    state, base, base_path = _locate(h, loc)
+    node, path = _walk(state, base, base_path, name)
+    if not isinstance(node, api.Dataset):
+        raise TypeError(f"{path or name!r} is not a dataset")
+    return NodeHandle(state, node, path)
+
+
+def dataset_close(h: NodeHandle) -> None:
+    h.close()
+
+
+def _selections(shape: tuple[int, ...], mem_space: int, file_space: int) -> tuple[Selection, Selection, tuple]:
+    """File and memory selections, and the memory buffer's extent."""
+    fsel = Selection.everything(shape) if file_space == 0 else Selection.from_space(borrow(file_space, h5s.SpaceID))
+    if mem_space == 0:
+        return fsel, fsel, shape
+    mspace = borrow(mem_space, h5s.SpaceID)
+    msel = Selection.from_space(mspace)
+    return fsel, msel, msel.shape
+
+
+def _check_io(h: NodeHandle, fsel: Selection, msel: Selection) -> None:
+    if fsel.count != msel.count:
+        raise ValueError(
+            f"the memory selection has {msel.count} elements but the file selection has {fsel.count}"
+        )
+    if fsel.count and fsel.kind != "all":
+        start, stop = fsel.bounds()
+        if len(stop) != len(h.meta.shape) or any(s > d for s, d in zip(stop, h.meta.shape, strict=True)):
+            raise ValueError(f"the selection (up to {stop}) lies outside the dataset's shape {h.meta.shape}")
+
+
+def _view(buf, dtype: np.dtype, extent: tuple) -> np.ndarray:
+    return np.frombuffer(buf, dtype=dtype).reshape(extent)
+
+
+def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
+    fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
+    _check_io(h, fsel, msel)
+    mtype = borrow(mem_type, h5t.typewrap)
+    msize = mtype.get_size()
+    nbytes = int(np.prod(extent, dtype=np.int64)) * msize
+    buf = _plugin().buffer(addr, nbytes, True)
+    if fsel.count == 0:
+        return
+    if not datatypes.needs_conversion(mtype, h.file_type):
+        mem = _view(buf, h.dtype, extent)
+        target = mem if msel.kind == "all" else (mem[msel.index] if msel.is_basic else None)
+        if target is not None and target.shape == fsel.result_shape:
+            h.node.read(fsel, target)
+            return
+        tmp = np.empty(fsel.result_shape, h.dtype)
+        h.node.read(fsel, tmp)
+        mem[msel.index] = tmp.reshape(msel.result_shape)
+        return
+    tmp = np.empty(fsel.result_shape, h.dtype)
+    h.node.read(fsel, tmp)
+    if msel.kind == "all":
+        datatypes.from_numpy(h.file_type, mtype, tmp, buf)
+        return
+    raw = np.empty(fsel.count * msize, np.uint8)
+    datatypes.from_numpy(h.file_type, mtype, tmp, raw)
+    elem = np.dtype((np.void, msize))
+    _view(buf, elem, extent)[msel.index] = raw.view(elem).reshape(msel.result_shape)
+
+
+def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
+    h.state.check_writable()
+    fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
+    _check_io(h, fsel, msel)
+    mtype = borrow(mem_type, h5t.typewrap)
+    msize = mtype.get_size()
+    nbytes = int(np.prod(extent, dtype=np.int64)) * msize
+    buf = _plugin().buffer(addr, nbytes, False)
+    if fsel.count == 0:
+        return
+    if not datatypes.needs_conversion(mtype, h.file_type):
+        mem = _view(buf, h.dtype, extent)
+        data = mem if msel.kind == "all" else mem[msel.index]
+        h.node.write(fsel, data.reshape(fsel.result_shape))
+        return
+    if msel.kind == "all":
+        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count)
+    else:
+        elem = np.dtype((np.void, msize))
+        gathered = np.ascontiguousarray(_view(buf, elem, extent)[msel.index])
+        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count)
+    h.node.write(fsel, data.reshape(fsel.result_shape))
+
+
+def dataset_get_space(h: NodeHandle) -> int:
+    return detach(_space_of(h.meta))
+
+
+def dataset_get_type(h: NodeHandle) -> int:
+    return detach(decode_type(h.meta.hdf5_type))
+
+
+def dataset_get_dcpl(h: NodeHandle) -> int:
+    if h.meta.dcpl:
+        return detach(decode_plist(h.meta.dcpl))
+    return detach(h5p.create(h5p.DATASET_CREATE))
+
+
+def dataset_get_dapl(h: NodeHandle) -> int:
+    return detach(h5p.create(h5p.DATASET_ACCESS))
+
+
+def dataset_get_storage_size(h: NodeHandle) -> int:
+    return h.node.storage_size()
+
+
+def dataset_get_space_status(h: NodeHandle) -> int:
+    return H5D_SPACE_STATUS_ALLOCATED if h.node.is_allocated() else H5D_SPACE_STATUS_NOT_ALLOCATED
+
+
+def dataset_set_extent(h: NodeHandle, addr: int) -> None:
+    h.state.check_writable()
+    rank = len(h.meta.shape)
+    dims = tuple(int(d) for d in np.frombuffer(_plugin().buffer(addr, 8 * rank, False), dtype=np.uint64))
+    limit = h.meta.maxshape or h.meta.shape
+    for new, cap in zip(dims, limit, strict=True):
+        if cap is not None and new > cap:
+            raise ValueError(f"new shape {dims} exceeds the dataset's maximum shape {h.meta.maxshape or h.meta.shape}")
+    h.node.resize(dims)
+    h._load_meta()
+
+
+# ---------------------------------------------------------------- attributes
+
+
+def _attr_owner(h, loc):
+    """(state, owner node) for attribute operations (idx locations name the owner)."""
+    if loc is not None and loc[0] == "idx":
+        state, node, path = _base(h)
+        owner, _ = _walk(state, node, path, loc[1])
+        return state, owner
+    state, owner, _ = _locate(h, loc)
+    return state, owner
+
+
+def _attr_by_idx(owner: api.Node, loc) -> str:
+    return _nth(owner.attribute_names(), loc[2], loc[3], loc[4])
+
+
+def attr_create(h, loc, name: str, type_id: int, space_id: int, acpl: int, aapl: int) -> AttrHandle:
+    state, owner = _attr_owner(h, loc)
+    state.check_writable()
+    if name in owner.attribute_names():
+        raise ValueError(f"an attribute named {name!r} already exists")
+    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id))
+    return AttrHandle(state, owner, attr, name)
+
+
+def attr_open(h, loc, name, aapl: int) -> AttrHandle:
+    state, owner = _attr_owner(h, loc)
+    if loc is not None and loc[0] == "idx":
+        name = _attr_by_idx(owner, loc)
+    try:
+        attr = owner.open_attribute(name)
+    except KeyError:
+        raise KeyError(f"no attribute named {name!r}") from None
+    return AttrHandle(state, owner, attr, name)
+
+
+def attr_close(h: AttrHandle) -> None:
+    h.close()
+
+
+def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
+    mtype = borrow(mem_type, h5t.typewrap)
+    n = h.meta.size
+    buf = _plugin().buffer(addr, n * mtype.get_size(), True)
+    if n == 0:
+        return
+    data = h.attr.read()
+    if datatypes.needs_conversion(mtype, h.file_type):
+        datatypes.from_numpy(h.file_type, mtype, data, buf)
+    else:
+        np.copyto(np.frombuffer(buf, h.dtype), data.reshape(-1))
+
+
+def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
+    h.state.check_writable()
+    mtype = borrow(mem_type, h5t.typewrap)
+    n = h.meta.size
+    buf = _plugin().buffer(addr, n * mtype.get_size(), False)
+    if datatypes.needs_conversion(mtype, h.file_type):
+        data = datatypes.to_numpy(mtype, h.file_type, buf, n)
+    else:
+        data = np.frombuffer(buf, h.dtype)
+    h.attr.write(data.reshape(h.meta.shape))
+
+
+def attr_get_acpl(h: AttrHandle) -> int:
+    return detach(h5p.create(h5p.ATTRIBUTE_CREATE))
+
+
+def attr_get_info(h, loc, name) -> tuple:
+    if loc is None and name is None:
+        return _attr_info(h.owner, h.name, h.meta)
+    _, owner = _attr_owner(h, loc)
+    if loc is not None and loc[0] == "idx":
+        name = _attr_by_idx(owner, loc)
+    return _attr_info(owner, name, owner.open_attribute(name).meta)
+
+
+def attr_get_name(h, loc) -> str:
+    if loc is None:
+        return h.name
+    _, owner = _attr_owner(h, loc)
+    return _attr_by_idx(owner, loc)
+
+
+def attr_get_space(h: AttrHandle) -> int:
+    return detach(_space_of(h.meta))
+
+
+def attr_get_type(h: AttrHandle) -> int:
+    return detach(decode_type(h.meta.hdf5_type))
+
+
+def attr_get_storage_size(h: AttrHandle) -> int:
+    return h.meta.size * h.dtype.itemsize
+
+
+def attr_delete(h, loc, name: str) -> None:
+    state, owner = _attr_owner(h, loc)
+    state.check_writable()
+    owner.delete_attribute(name)
+
+
+def attr_delete_by_idx(h, loc, idx_type: int, order: int, n: int) -> None:
+    state, owner = _attr_owner(h, loc)
+    state.check_writable()
+    owner.delete_attribute(_nth(owner.attribute_names(), idx_type, order, n))
+
+
+def attr_exists(h, loc, name: str) -> bool:
+    _, owner = _attr_owner(h, loc)
+    return name in owner.attribute_names()
+
+
+def attr_iterate(h, loc, idx_type: int, order: int, start: int) -> tuple:
+    state, owner = _attr_owner(h, loc)
+    names = _ordered(owner.attribute_names(), idx_type, order)[start:]
+    items = [(n, _attr_info(owner, n, owner.open_attribute(n).meta)) for n in names]
+    fresh = NodeHandle(state, owner, None)
+    return fresh, fresh.kind, items
+
+
+def attr_rename(h, loc, old: str, new: str) -> None:
+    state, owner = _attr_owner(h, loc)
+    state.check_writable()
+    if new in owner.attribute_names():
+        raise ValueError(f"an attribute named {new!r} already exists")
+    owner.rename_attribute(old, new)
+
+
+# ---------------------------------------------------------------- committed datatypes
+
+
+def datatype_commit(h, loc, name, type_id: int, lcpl: int, tcpl: int, tapl: int) -> NodeHandle:
+    blob = borrow(type_id, h5t.typewrap).encode()
+    state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.commit_datatype(blob))
+    return NodeHandle(state, node, path)
+
+
+def datatype_open(h, loc, name: str, tapl: int) -> NodeHandle:
+    state, base, base_path = _locate(h, loc)
+    node, path = _walk(state, base, base_path, name)
+    if not isinstance(node, api.Datatype):
+        raise TypeError(f"{path or name!r} is not a committed datatype")
+    return NodeHandle(state, node, path)
+
+
+def datatype_close(h: NodeHandle) -> None:
+    h.close()
+
+
+def datatype_get_binary(h: NodeHandle) -> bytes:
+    return h.node.hdf5_type
+
+
+def datatype_get_tcpl(h: NodeHandle) -> int:
+    return detach(h5p.create(h5p.DATATYPE_CREATE))
+
+
+# ---------------------------------------------------------------- links
+
+
+def _add_link(h, loc, link: api.Link) -> None:
+    state, group, gpath, name = _link_target(h, loc)
+    state.check_writable()
+    if group.has_link(name):
+        raise ValueError(f"a link named {name!r} already exists in {gpath or '?'!r}")
+    group.set_link(name, link)
+
+
+def link_create_hard(h, loc, target_h, target_loc, lcpl: int, lapl: int) -> None:
+    tstate, target, _ = _locate(target_h if target_h is not None else h, target_loc)
+    if h is not None and _base(h)[0] is not tstate:
+        raise ValueError("a hard link cannot point into another file")
+    _add_link(h if h is not None else target_h, loc, api.HardLink(target.token))
+
+
+def link_create_soft(h, loc, target: str, lcpl: int, lapl: int) -> None:
+    _add_link(h, loc, api.SoftLink(target))
+
+
+def link_create_ud(h, loc, link_class: int, value: bytes, lcpl: int, lapl: int) -> None:
+    if link_class == H5L_TYPE_EXTERNAL:
+        filename, _, rest = value[1:].partition(b"\0")
+        path = rest.split(b"\0", 1)[0]
+        link: api.Link = api.ExternalLink(filename.decode(), path.decode())
+    else:
+        link = api.UserLink(link_class, value)
+    _add_link(h, loc, link)
+
+
+def _copy_link(src_h, loc1, dst_h, loc2, move: bool) -> None:
+    sstate, sgroup, _, sname = _link_target(src_h if src_h is not None else dst_h, loc1)
+    dstate, dgroup, dpath, dname = _link_target(dst_h if dst_h is not None else src_h, loc2)
+    if sstate is not dstate:
+        raise ValueError("links cannot be copied or moved between files")
+    sstate.check_writable()
+    link = sgroup.get_link(sname)
+    if dgroup.has_link(dname):
+        raise ValueError(f"a link named {dname!r} already exists in {dpath or '?'!r}")
+    dgroup.set_link(dname, link)
+    if move:
+        sgroup.delete_link(sname)
+
+
+def link_copy(src_h, loc1, dst_h, loc2, lcpl: int, lapl: int) -> None:
+    _copy_link(src_h, loc1, dst_h, loc2, move=False)
+
+
+def link_move(src_h, loc1, dst_h, loc2, lcpl: int, lapl: int) -> None:
+    _copy_link(src_h, loc1, dst_h, loc2, move=True)
+
+
+def _get_link(group: api.Group, gpath, name: str) -> tuple[api.Link, int]:
+    names = [n for n, _ in group.links()]
+    if name not in names:
+        raise KeyError(f"no link named {name!r} in {gpath or '?'!r}")
+    return group.get_link(name), names.index(name)
+
+
+def link_get_info(h, loc) -> tuple:
+    _, group, gpath, name = _link_target(h, loc)
+    link, corder = _get_link(group, gpath, name)
+    return _link_info(name, link, corder)
+
+
+def link_get_name(h, loc) -> str:
+    return _link_target(h, loc)[3]
+
+
+def link_get_val(h, loc) -> bytes:
+    _, group, gpath, name = _link_target(h, loc)
+    return _link_value(_get_link(group, gpath, name)[0])
+
+
+def link_delete(h, loc) -> None:
+    state, group, gpath, name = _link_target(h, loc)
+    state.check_writable()
+    try:
+        group.delete_link(name)
+    except KeyError:
+        raise KeyError(f"no link named {name!r} in {gpath or '?'!r}") from None
+
+
+def link_exists(h, loc) -> bool:
+    _, group, _, name = _link_target(h, loc)
+    return group.has_link(name)
+
+
+def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int) -> tuple:
+    state, group, path = _locate(h, loc)
+    if not isinstance(group, api.Group):
+        raise TypeError(f"{path or 'object'!r} is not a group")
+    items: list = []
+    seen = {group.token}
+
+    def visit(g: api.Group, prefix: str, gpath, skip: int) -> None:
+        links = dict(g.links())
+        names = list(links)
+        for name in _ordered(names, idx_type, order)[skip:]:
+            link = links[name]
+            rel = prefix + name
+            items.append((rel, _link_info(name, link, names.index(name))))
+            if recursive and isinstance(link, api.HardLink) and link.token not in seen:
+                seen.add(link.token)
+                child = state.file.open_node(link.token)
+                if isinstance(child, api.Group):
+                    visit(child, rel + "/", _join(gpath, name), 0)
+
+    visit(group, "", path, 0 if recursive else start)
+    return NodeHandle(state, group, path), items
+
+
+# ---------------------------------------------------------------- objects
+
+
+def object_open(h, loc) -> tuple:
+    state, node, path = _locate(h, loc)
+    handle = NodeHandle(state, node, path)
+    return handle, handle.kind
+
+
+def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: int, lcpl: int) -> None:
+    sstate, sbase, sbase_path = _locate(src_h, loc1)
+    source, _ = _walk(sstate, sbase, sbase_path, src_name)
+    dstate, dbase, dbase_path = _locate(dst_h, loc2)
+    dstate.check_writable()
+    copies: dict[bytes, api.Node] = {}
+
+    def clone(node: api.Node) -> api.Node:
+        if node.token in copies:
+            return copies[node.token]
+        if isinstance(node, api.Group):
+            new: api.Node = dstate.file.create_group()
+            copies[node.token] = new
+            for name, link in node.links():
+                if isinstance(link, api.HardLink):
+                    link = api.HardLink(clone(sstate.file.open_node(link.token)).token)
+                new.set_link(name, link)
+        elif isinstance(node, api.Dataset):
+            new = dstate.file.create_dataset(node.meta)
+            everything = Selection.everything(node.meta.shape)
+            if node.meta.size:
+                data = np.empty(everything.result_shape, datatypes.dtype_of(decode_type(node.meta.hdf5_type)))
+                node.read(everything, data)
+                new.write(everything, data)
+        else:
+            new = dstate.file.commit_datatype(node.hdf5_type)
+        copies[node.token] = new
+        for name in node.attribute_names():
+            attr = node.open_attribute(name)
+            new.create_attribute(name, attr.meta).write(attr.read())
+        return new
+
+    copy = clone(source)
+    group, gpath, leaf = _parent(dstate, dbase, dbase_path, dst_name)
+    if group.has_link(leaf):
+        raise ValueError(f"an object named {leaf!r} already exists in {gpath or '?'!r}")
+    group.set_link(leaf, api.HardLink(copy.token))
+
+
+def object_get_file(h) -> tuple:
+    state = _base(h)[0]
+    if state.file_handles:
+        return state.file_handles[0], False
+    return FileHandle(state), True
+
+
+def object_get_name(h, loc) -> str | None:
+    if isinstance(h, AttrHandle) and loc is None:
+        return None
+    return _locate(h, loc)[2]
+
+
+def object_get_type(h, loc) -> int:
+    return _OBJ_TYPE[_id_type(_locate(h, loc)[1])]
+
+
+def object_get_info(h, loc, fields: int) -> tuple:
+    state, node, _ = _locate(h, loc)
+    return _object_info(state, node, fields)
+
+
+def object_change_rc(h, loc, delta: int) -> None:
+    raise NotImplementedError("h5pyvol does not let programs change object reference counts")
+
+
+def object_exists(h, loc) -> bool:
+    if loc is None or loc[0] != "name":
+        _locate(h, loc)
+        return True
+    state, node, path = _base(h)
+    group, gpath, name = _parent(state, node, path, loc[1])
+    if not group.has_link(name):
+        return False
+    try:
+        _follow(state, group, gpath, group.get_link(name), 0)
+    except (KeyError, NotImplementedError):
+        return False  # a dangling soft or external link
+    return True
+
+
+def object_lookup(h, loc) -> bytes:
+    return token16(_locate(h, loc)[1].token)
+
+
+def object_visit(h, loc, idx_type: int, order: int, fields: int) -> tuple:
+    state, start, path = _locate(h, loc)
+    items = [(".", _object_info(state, start, fields))]
+    seen = {start.token}
+
+    def visit(g: api.Group, prefix: str) -> None:
+        links = dict(g.links())
+        for name in _ordered(list(links), idx_type, order):
+            link = links[name]
+            if not isinstance(link, api.HardLink):
+                continue
+            child = state.file.open_node(link.token)
+            if link.token in seen:
+                continue
+            seen.add(link.token)
+            items.append((prefix + name, _object_info(state, child, fields)))
+            if isinstance(child, api.Group):
+                visit(child, prefix + name + "/")
+
+    if isinstance(start, api.Group):
+        visit(start, "")
+    handle = NodeHandle(state, start, path)
+    return handle, handle.kind, items
+
+
+def object_flush(h) -> None:
+    state, node, _ = _base(h)
+    node.flush()
+
+
+def object_refresh(h) -> None:
+    state, node, _ = _base(h)
+    node.refresh()
+    if isinstance(h, NodeHandle) and isinstance(node, api.Dataset):
+        h._load_meta()
+
+
+# ---------------------------------------------------------------- plugin access
+
+
+def _plugin():
+    """h5pyvol._plugin: exists only inside the C plugin."""
+    from . import _plugin as plugin  # type: ignore[attr-defined]
+
+    return plugin
+
+
+# ---------------------------------------------------------------- tracing
+
+_NOT_CALLBACKS = {"describe_exception", "token16", "untoken16", "borrow", "detach", "encode_plist",
+                  "decode_plist", "decode_type"}
+
+
+def _traced(fn):
+    def wrapper(*args):
+        shown = ", ".join(repr(a) for a in args)
+        print(f"h5pyvol: {fn.__name__}({shown})", file=sys.stderr, flush=True)
+        return fn(*args)
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+if os.environ.get("H5PYVOL_TRACE"):
+    # Every callback the plugin makes is printed: what the connector is asked to do.
+    for _name, _fn in list(globals().items()):
+        if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \
+                and _name not in _NOT_CALLBACKS and not isinstance(_fn, type):
+            globals()[_name] = _traced(_fn)

@@ -1,0 +1,165 @@
+"""Direct calls into the libhdf5 this process uses, for what h5py does not wrap.
+
+Owns: finding that one libhdf5 (the copy h5py loaded, never a second one),
+selecting the h5pyvol connector on a file access property list, asking which
+connector an object uses, and (de)serializing property lists and datatypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from h5py import h5d, h5i, h5p, h5t
+
+PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
+CONNECTOR_NAME = "h5pyvol"
+
+_hid_t = ctypes.c_int64
+_herr_t = ctypes.c_int
+H5P_DEFAULT = 0
+
+
+def loaded_libhdf5() -> str:
+    """The path of the libhdf5 mapped into this process (the one h5py uses)."""
+    candidates = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.rstrip("\n").split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+            name = os.path.basename(path)
+            if name.startswith("libhdf5") and ".so" in name and "_hl" not in name and path not in candidates:
+                candidates.append(path)
+    if not candidates:
+        raise RuntimeError("h5py is imported but no libhdf5 is mapped into this process")
+    if len(candidates) > 1:
+        raise RuntimeError(
+            "two HDF5 libraries are loaded in this process, which aborts HDF5: " + ", ".join(candidates)
+        )
+    return candidates[0]
+
+
+@functools.cache
+def lib() -> ctypes.CDLL:
+    """ctypes handle on the process's libhdf5, with the signatures used here."""
+    h = ctypes.CDLL(loaded_libhdf5())
+    sigs = {
+        "H5VLregister_connector_by_name": (_hid_t, [ctypes.c_char_p, _hid_t]),
+        "H5VLconnector_str_to_info": (_herr_t, [ctypes.c_char_p, _hid_t, ctypes.POINTER(ctypes.c_void_p)]),
+        "H5VLfree_connector_info": (_herr_t, [_hid_t, ctypes.c_void_p]),
+        "H5VLclose": (_herr_t, [_hid_t]),
+        "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
+        "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
+        "H5Pdecode": (_hid_t, [ctypes.c_void_p]),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(h, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return h
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        raise RuntimeError(f"HDF5 call {what} failed")
+    return result
+
+
+def ensure_plugin_path() -> None:
+    """Let HDF5 find the plugin without HDF5_PLUGIN_PATH being set."""
+    wanted = str(PLUGIN_DIR)
+    from h5py import h5pl
+
+    if wanted not in (h5pl.get(i).decode() for i in range(h5pl.size())):
+        h5pl.append(wanted.encode())
+
+
+def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
+    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+    ensure_plugin_path()
+    h = lib()
+    conn = h.H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
+    if conn < 0:
+        raise OSError(
+            f"HDF5 cannot load the h5pyvol plugin from {PLUGIN_DIR} "
+            f"(is the package built against this HDF5, {loaded_libhdf5()}?)"
+        )
+    info = ctypes.c_void_p()
+    try:
+        _check(h.H5VLconnector_str_to_info(spec.encode(), conn, ctypes.byref(info)), "H5VLconnector_str_to_info")
+        try:
+            _check(h.H5Pset_vol(fapl.id, conn, info), "H5Pset_vol")
+        finally:
+            h.H5VLfree_connector_info(conn, info)
+    finally:
+        h.H5VLclose(conn)
+
+
+def connector_name(obj: h5py.h5i.ObjectID | int) -> str:
+    """The name of the VOL connector serving an HDF5 object (e.g. "h5pyvol", "native")."""
+    ident = obj if isinstance(obj, int) else obj.id
+    buf = ctypes.create_string_buffer(256)
+    _check(lib().H5VLget_connector_name(ident, buf, len(buf)), "H5VLget_connector_name")
+    return buf.value.decode()
+
+
+def encode_plist(plist_id: int) -> bytes:
+    """HDF5's own serialization of a property list (H5Pencode)."""
+    h = lib()
+    size = ctypes.c_size_t(0)
+    _check(h.H5Pencode2(plist_id, None, ctypes.byref(size), H5P_DEFAULT), "H5Pencode2")
+    buf = ctypes.create_string_buffer(size.value)
+    _check(h.H5Pencode2(plist_id, buf, ctypes.byref(size), H5P_DEFAULT), "H5Pencode2")
+    return buf.raw[: size.value]
+
+
+def decode_plist(blob: bytes, cls: type = h5p.PropDCID) -> h5p.PropID:
+    """A new property list (an h5py `cls`) from `encode_plist` bytes."""
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    return cls(_check(lib().H5Pdecode(buf), "H5Pdecode"))
+
+
+def decode_type(blob: bytes) -> h5t.TypeID:
+    """A new datatype from H5Tencode bytes."""
+    return h5t.decode(blob)
+
+
+def borrow(ident: int, wrap):
+    """An h5py object for an id HDF5 lent us: it gets its own reference, so
+    h5py closing its object leaves the lender's id alive."""
+    obj = wrap(ident)
+    h5i.inc_ref(obj)
+    return obj
+
+
+def detach(obj) -> int:
+    """The id of an h5py object, with a reference for the caller to keep."""
+    h5i.inc_ref(obj)
+    return obj.id
+
+
+@functools.lru_cache(maxsize=256)
+def dcpl_chunks(dcpl: bytes) -> tuple[int, ...] | None:
+    """The chunk shape of serialized dataset creation properties, or None."""
+    plist = decode_plist(dcpl)
+    if plist.get_layout() != h5d.CHUNKED:
+        return None
+    return tuple(int(c) for c in plist.get_chunk())
+
+
+def dcpl_layout(dcpl: bytes) -> int:
+    """The layout (h5d.CONTIGUOUS, CHUNKED, COMPACT...) of serialized dcpl bytes."""
+    return decode_plist(dcpl).get_layout()
+
+
+def dcpl_fill_value(dcpl: bytes, meta) -> np.generic | None:
+    """The user-defined fill value, as an element of meta.dtype; None for the default."""
+    plist = decode_plist(dcpl)
+    if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or meta.dtype.hasobject:
+        return None
+    value = np.zeros((1,), dtype=meta.dtype)
+    plist.get_fill_value(value)
+    return value[0]

@@ -1,0 +1,371 @@
+"""The base classes a storage connector subclasses.
+
+A connector stores an HDF5 file's *nodes* (groups, datasets, committed
+datatypes), their *links* and their *attributes*, and nothing more: the bridge
+(`h5pyvol._bridge`) does HDF5's semantics on top (paths, soft links, iteration
+orders, type conversion, selections, object info). So a connector is small:
+
+- `Connector` opens and creates files by name; one instance per option set.
+- `File` hands out nodes by token and creates new, unlinked ones.
+- `Node` is anything a hard link points to; it carries attributes.
+- `Group` is a node that maps names to `Link` values.
+- `Dataset` is a node with an array: `read` fills a numpy array for a
+  `Selection`, `write` stores one.
+- `Attribute` is a small named array on a node.
+
+Arrays are described by `ArrayMeta`. A connector persists its four stored
+fields as they are (two of them are opaque bytes) and hands them back; the
+bridge derives numpy dtypes, chunk shapes and fill values from them.
+
+Capabilities are class booleans on `Connector`; the bridge turns them into
+HDF5's capability flags, so HDF5 (and HDF5's API tests) skip what a connector
+does not offer. Optional operations have working defaults.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .selection import Selection
+
+
+# ---------------------------------------------------------------- links
+
+
+@dataclass(frozen=True)
+class HardLink:
+    """A link to a node of the same file, by the node's token."""
+
+    token: bytes
+
+
+@dataclass(frozen=True)
+class SoftLink:
+    """A link to a path, resolved when it is followed."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class ExternalLink:
+    """A link to a path in another file."""
+
+    filename: str
+    path: str
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """A user-defined link class: HDF5's link type number and its raw value."""
+
+    link_class: int
+    value: bytes
+
+
+Link = HardLink | SoftLink | ExternalLink | UserLink
+
+
+# ---------------------------------------------------------------- arrays
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """What describes a dataset's or an attribute's array.
+
+    Store `hdf5_type`, `shape`, `maxshape`, `dcpl` and `null` as given, and
+    return them unchanged (with the current `shape` after a resize).
+    """
+
+    hdf5_type: bytes
+    """The HDF5 datatype, serialized by HDF5 (H5Tencode). Opaque: store it."""
+    shape: tuple[int, ...]
+    """The current extent; () for a scalar."""
+    maxshape: tuple[int | None, ...] | None = None
+    """The largest extent, None where unlimited; None when fixed."""
+    dcpl: bytes = b""
+    """Dataset creation properties, serialized by HDF5 (H5Pencode). Opaque."""
+    null: bool = False
+    """True for HDF5's null dataspace: no elements at all."""
+    _derived: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the elements (h5py's conventions)."""
+        if "dtype" not in self._derived:
+            from . import datatypes
+            from ._hdf5 import decode_type
+
+            self._derived["dtype"] = datatypes.dtype_of(decode_type(self.hdf5_type))
+        return self._derived["dtype"]
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return 0 if self.null else int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """The chunk shape from the creation properties, or None."""
+        if "chunks" not in self._derived:
+            from ._hdf5 import dcpl_chunks
+
+            self._derived["chunks"] = dcpl_chunks(self.dcpl) if self.dcpl else None
+        return self._derived["chunks"]
+
+    def fill_array(self) -> np.ndarray:
+        """A new array of `shape` holding the fill value (zeros by default)."""
+        from ._hdf5 import dcpl_fill_value
+
+        fill = dcpl_fill_value(self.dcpl, self) if self.dcpl else None
+        out = np.zeros(self.shape, dtype=self.dtype) if fill is None else np.full(self.shape, fill, self.dtype)
+        if self.dtype.hasobject and fill is None:
+            out[...] = _empty_object(self.dtype)
+        return out
+
+    def replace(self, **changes) -> ArrayMeta:
+        """A copy with some fields changed (derived values are recomputed)."""
+        values = {k: getattr(self, k) for k in ("hdf5_type", "shape", "maxshape", "dcpl", "null")}
+        values.update(changes)
+        return ArrayMeta(**values)
+
+
+def _empty_object(dtype: np.dtype):
+    """What a never-written variable-length element reads as."""
+    kind = dtype.metadata.get("vlen") if dtype.metadata else None
+    if kind is str:
+        return ""
+    if kind is bytes:
+        return b""
+    if kind is not None:
+        return np.empty(0, dtype=kind)
+    return None
+
+
+# ---------------------------------------------------------------- nodes
+
+
+class Attribute(ABC):
+    """A named array attached to a node."""
+
+    @property
+    @abstractmethod
+    def meta(self) -> ArrayMeta:
+        """The attribute's type and shape."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray:
+        """All of the attribute's elements, as an array of `meta.dtype` and `meta.shape`."""
+
+    @abstractmethod
+    def write(self, data: np.ndarray) -> None:
+        """Store all elements. `data` may be a view of the caller's buffer: copy what you keep."""
+
+
+class Node(ABC):
+    """Anything a hard link can point to: a group, a dataset, a committed datatype."""
+
+    @property
+    @abstractmethod
+    def token(self) -> bytes:
+        """A name for this node, unique and stable in its file, at most 16 bytes."""
+
+    @abstractmethod
+    def attribute_names(self) -> list[str]:
+        """The names of the node's attributes, in creation order."""
+
+    @abstractmethod
+    def create_attribute(self, name: str, meta: ArrayMeta) -> Attribute:
+        """Create an attribute (its elements read as the fill value until written)."""
+
+    @abstractmethod
+    def open_attribute(self, name: str) -> Attribute:
+        """The attribute called `name`; KeyError if there is none."""
+
+    @abstractmethod
+    def delete_attribute(self, name: str) -> None:
+        """Remove an attribute; KeyError if there is none."""
+
+    def rename_attribute(self, old: str, new: str) -> None:
+        """Rename an attribute. The default copies it, then deletes the old one."""
+        source = self.open_attribute(old)
+        target = self.create_attribute(new, source.meta)
+        target.write(source.read())
+        self.delete_attribute(old)
+
+    @property
+    def link_count(self) -> int:
+        """How many hard links point here (HDF5's object reference count)."""
+        return 1
+
+    def flush(self) -> None:
+        """Make this node's changes durable. The default does nothing."""
+
+    def refresh(self) -> None:
+        """Drop cached state so the next access sees the stored one."""
+
+
+class Group(Node):
+    """A node holding named links."""
+
+    @abstractmethod
+    def links(self) -> list[tuple[str, Link]]:
+        """All (name, link) pairs, in creation order."""
+
+    @abstractmethod
+    def get_link(self, name: str) -> Link:
+        """The link called `name` (one path component); KeyError if there is none."""
+
+    @abstractmethod
+    def set_link(self, name: str, link: Link) -> None:
+        """Add a link. The bridge has checked that `name` is free."""
+
+    @abstractmethod
+    def delete_link(self, name: str) -> None:
+        """Remove a link; KeyError if there is none. Unlinked nodes may be reclaimed."""
+
+    def has_link(self, name: str) -> bool:
+        """Whether a link called `name` exists. The default asks `get_link`."""
+        try:
+            self.get_link(name)
+        except KeyError:
+            return False
+        return True
+
+
+class Dataset(Node):
+    """A node holding an array."""
+
+    @property
+    @abstractmethod
+    def meta(self) -> ArrayMeta:
+        """The dataset's type, current shape and creation properties."""
+
+    @abstractmethod
+    def read(self, selection: Selection, out: np.ndarray) -> None:
+        """Fill `out` (shape `selection.result_shape`, dtype `meta.dtype`) with the
+        selected elements, e.g. ``out[...] = stored[selection.index]``.
+
+        `out` is often a view of the caller's own buffer: write into it, don't rebind it.
+        Elements never written read as the fill value.
+        """
+
+    @abstractmethod
+    def write(self, selection: Selection, data: np.ndarray) -> None:
+        """Store `data` (shape `selection.result_shape`) at the selected elements.
+
+        `data` may be a read-only view of the caller's buffer: copy what you keep.
+        Raise before changing anything if the write cannot complete.
+        """
+
+    def resize(self, shape: tuple[int, ...]) -> None:
+        """Change the extent (H5Dset_extent); the bridge has checked `maxshape`.
+        Elements outside the old extent read as the fill value; those cut off are dropped."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change a dataset's extent")
+
+    def storage_size(self) -> int:
+        """Bytes stored for the elements. The default assumes all of them are."""
+        return self.meta.size * self.meta.dtype.itemsize
+
+    def is_allocated(self) -> bool:
+        """Whether storage exists for the elements (H5Dget_space_status)."""
+        return True
+
+
+class Datatype(Node):
+    """A committed (named) datatype."""
+
+    @property
+    @abstractmethod
+    def hdf5_type(self) -> bytes:
+        """The datatype as HDF5 serialized it when committed."""
+
+
+class File(ABC):
+    """An open file of a connector."""
+
+    @property
+    @abstractmethod
+    def root(self) -> Group:
+        """The root group."""
+
+    @abstractmethod
+    def open_node(self, token: bytes) -> Node:
+        """The node with this token; KeyError if there is none."""
+
+    @abstractmethod
+    def create_group(self) -> Group:
+        """A new, empty, unlinked group (the bridge links it)."""
+
+    @abstractmethod
+    def create_dataset(self, meta: ArrayMeta) -> Dataset:
+        """A new, unlinked dataset whose elements read as the fill value."""
+
+    def commit_datatype(self, hdf5_type: bytes) -> Datatype:
+        """A new, unlinked committed datatype."""
+        raise NotImplementedError(f"{type(self).__name__} cannot store committed datatypes")
+
+    @property
+    def writable(self) -> bool:
+        """Whether the file was opened for writing."""
+        return True
+
+    def flush(self) -> None:
+        """Make every change durable (H5Fflush). The default does nothing."""
+
+    def close(self) -> None:
+        """Release the file. Called once, after flush, when HDF5 is done with it."""
+
+
+class Connector(ABC):
+    """A storage backend: opens and creates files by name.
+
+    One instance exists per distinct option set; `options` are the
+    ``key=value`` pairs of the connector string, as strings.
+    """
+
+    name: ClassVar[str] = ""
+    """The name users select the connector by (its entry-point name)."""
+
+    supports_attributes: ClassVar[bool] = True
+    supports_soft_links: ClassVar[bool] = True
+    supports_external_links: ClassVar[bool] = True
+    supports_creation_order: ClassVar[bool] = True
+    supports_committed_datatypes: ClassVar[bool] = True
+    supports_resize: ClassVar[bool] = True
+    supports_delete: ClassVar[bool] = False
+    supports_storage_size: ClassVar[bool] = True
+    supports_fill_values: ClassVar[bool] = True
+    supports_filters: ClassVar[bool] = True
+    """Filters in the creation properties are accepted (storage may ignore them)."""
+
+    def __init__(self, **options: str) -> None:
+        self.options = dict(options)
+
+    @abstractmethod
+    def create(self, name: str, *, overwrite: bool) -> File:
+        """Create a file. FileExistsError if it exists and `overwrite` is False."""
+
+    @abstractmethod
+    def open(self, name: str, *, writable: bool) -> File:
+        """Open an existing file. FileNotFoundError if there is none."""
+
+    def exists(self, name: str) -> bool:
+        """Whether a file of this name exists. The default tries to open it."""
+        try:
+            self.open(name, writable=False).close()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        """Remove a file (H5Fdelete)."""
+        raise NotImplementedError(f"connector {self.name!r} cannot delete files")
+
+    def close(self) -> None:
+        """Release the connector's resources at shutdown."""
+

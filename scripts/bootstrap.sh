@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Sets up everything h5pyvol needs on a fresh Debian machine:
+#   1. HDF5 >= 1.14: the one named by HDF5_DIR, or else one built from
+#      Debian's source package into ~/.cache/h5pyvol (shared library, high-level
+#      library, tools, and HDF5's API test program h5_api_test);
+#   2. a virtualenv (.venv) with h5py built from source against that HDF5, so
+#      C programs, HDF5 tools, h5py and the plugin share one libhdf5;
+#   3. h5pyvol itself, installed into that virtualenv.
+# Every expensive step is cached by version; a warm re-run takes seconds.
+#
+# Environment: HDF5_DIR (use this HDF5 >= 1.14), H5PYVOL_CACHE (cache dir),
+# H5PYVOL_VENV (virtualenv path), PYTHON (interpreter for the venv).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${H5PYVOL_CACHE:-$HOME/.cache/h5pyvol}
+VENV=${H5PYVOL_VENV:-$REPO/.venv}
+PYTHON=${PYTHON:-python3}
+HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
+H5PY_VERSION=3.16.0
+PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff)
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  echo
+  echo "Usage: scripts/bootstrap.sh [--print-hdf5-dir]"
+}
+
+hdf5_version() { # prints MAJOR.MINOR.RELEASE of the HDF5 at prefix $1
+  awk '/^#define H5_VERS_(MAJOR|MINOR|RELEASE)/ {v[$2]=$3}
+       END {if (v["H5_VERS_MAJOR"]=="") exit 1; print v["H5_VERS_MAJOR"]"."v["H5_VERS_MINOR"]"."v["H5_VERS_RELEASE"]}' \
+    "$1/include/H5public.h" 2>/dev/null
+}
+
+at_least_1_14() { # $1 = version string
+  local major minor
+  IFS=. read -r major minor _ <<<"$1"
+  [ "$major" -gt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -ge 14 ]; }
+}
+
+apt_install() { # installs Debian packages that are missing
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_hdf5() { # $1 = Debian version, $2 = install prefix
+  local version=$1 prefix=$2 work="$CACHE/src/hdf5-$1" log="$CACHE/logs/hdf5-$1.log"
+  mkdir -p "$work" "$CACHE/logs"
+  apt_install dpkg-dev zlib1g-dev gcc g++ make
+  # Source packages only: deb-src lines, never binary ones from sid/trixie.
+  local list=/etc/apt/sources.list.d/h5pyvol-hdf5-src.sources
+  if [ ! -f "$list" ]; then
+    step "adding deb-src lines for sid and trixie ($list)"
+    cat >"$list" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: sid trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  fi
+  step "fetching Debian source hdf5=$version"
+  apt-get update -qq
+  (cd "$work" && rm -rf -- */ && apt-get source -qq "hdf5=$version" >"$log" 2>&1) || return 1
+  local src
+  src=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'hdf5-*' | head -n1)
+  [ -n "$src" ] || return 1
+  step "building HDF5 $version (about 3 minutes on 2 cores; log: $log)"
+  local build="$work/build" generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  rm -rf "$build" "$prefix.tmp"
+  cmake -S "$src" -B "$build" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$prefix.tmp" \
+    -DBUILD_SHARED_LIBS=ON -DBUILD_STATIC_LIBS=OFF \
+    -DHDF5_BUILD_HL_LIB=ON -DHDF5_BUILD_TOOLS=ON -DHDF5_BUILD_UTILS=ON \
+    -DHDF5_BUILD_FORTRAN=OFF -DHDF5_BUILD_CPP_LIB=OFF -DHDF5_BUILD_JAVA=OFF -DHDF5_BUILD_EXAMPLES=OFF \
+    -DHDF5_ENABLE_Z_LIB_SUPPORT=ON -DHDF5_ENABLE_SZIP_SUPPORT=OFF \
+    -DBUILD_TESTING=ON -DHDF5_TEST_API=ON -DHDF5_TEST_API_INSTALL=ON \
+    -DHDF5_TEST_SERIAL=OFF -DHDF5_TEST_TOOLS=OFF -DHDF5_TEST_EXAMPLES=OFF -DHDF5_TEST_SWMR=OFF \
+    -DHDF5_TEST_PARALLEL=OFF -DHDF5_TEST_FORTRAN=OFF -DHDF5_TEST_CPP=OFF -DHDF5_TEST_JAVA=OFF \
+    >>"$log" 2>&1 || return 1
+  cmake --build "$build" -j"$(nproc)" >>"$log" 2>&1 || return 1
+  cmake --install "$build" >>"$log" 2>&1 || return 1
+  [ -x "$prefix.tmp/bin/h5_api_test" ] || return 1
+  rm -rf "$prefix" && mv "$prefix.tmp" "$prefix"
+  # The tools find libhdf5 through $ORIGIN-relative rpaths, so the move is safe.
+  touch "$prefix/.complete"
+  rm -rf "$build"
+}
+
+ensure_hdf5() { # prints the HDF5 prefix to use
+  if [ -n "${HDF5_DIR:-}" ]; then
+    local v
+    v=$(hdf5_version "$HDF5_DIR") || die "HDF5_DIR=$HDF5_DIR has no include/H5public.h"
+    at_least_1_14 "$v" || die "HDF5_DIR=$HDF5_DIR is HDF5 $v; h5pyvol needs 1.14 or newer (the VOL API)"
+    step "using HDF5 $v from HDF5_DIR=$HDF5_DIR"
+    echo "$HDF5_DIR"
+    return
+  fi
+  for v in "${HDF5_DEB_VERSIONS[@]}"; do
+    local prefix="$CACHE/hdf5-$v"
+    if [ -f "$prefix/.complete" ]; then
+      step "using cached HDF5 $v ($prefix)"
+      echo "$prefix"
+      return
+    fi
+  done
+  for v in "${HDF5_DEB_VERSIONS[@]}"; do
+    local prefix="$CACHE/hdf5-$v"
+    if build_hdf5 "$v" "$prefix"; then
+      echo "$prefix"
+      return
+    fi
+    step "building hdf5=$v failed; last lines of $CACHE/logs/hdf5-$v.log:"
+    tail -n 15 "$CACHE/logs/hdf5-$v.log" >&2 || true
+  done
+  die "could not build HDF5 from Debian's source (tried ${HDF5_DEB_VERSIONS[*]})"
+}
+
+ensure_venv() { # $1 = HDF5 prefix
+  local hdf5=$1 key stamp wheeldir
+  key="h5py-$H5PY_VERSION-$(printf '%s' "$hdf5" | sha1sum | cut -c1-12)"
+  wheeldir="$CACHE/wheels/$key"
+  stamp="$VENV/.h5pyvol-deps"
+  if [ ! -x "$VENV/bin/python" ]; then
+    step "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
+    step "installing build and test tools into $VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q "${PYTHON_DEPS[@]}"
+    if ! ls "$wheeldir"/h5py-*.whl >/dev/null 2>&1; then
+      step "building h5py $H5PY_VERSION from source against $hdf5 (about 3 minutes)"
+      mkdir -p "$wheeldir.tmp"
+      HDF5_DIR="$hdf5" "$VENV/bin/pip" wheel -q --no-deps --no-binary=h5py --no-cache-dir \
+        -w "$wheeldir.tmp" "h5py==$H5PY_VERSION" || die "building h5py against $hdf5 failed"
+      rm -rf "$wheeldir" && mv "$wheeldir.tmp" "$wheeldir"
+    fi
+    "$VENV/bin/pip" install -q --force-reinstall --no-deps "$wheeldir"/h5py-*.whl
+    echo "$key" >"$stamp"
+  fi
+}
+
+install_project() { # $1 = HDF5 prefix
+  step "installing h5pyvol into $VENV"
+  HDF5_DIR="$1" "$VENV/bin/pip" install -q --no-build-isolation --no-deps \
+    -Cbuild-dir="$CACHE/build/h5pyvol-$(printf '%s' "$1" | sha1sum | cut -c1-12)" "$REPO"
+}
+
+main() {
+  case "${1:-}" in
+    -h | --help) usage; exit 0 ;;
+    --print-hdf5-dir) ensure_hdf5; exit 0 ;;
+    "") ;;
+    *) usage >&2; exit 2 ;;
+  esac
+  mkdir -p "$CACHE"
+  local hdf5
+  hdf5=$(ensure_hdf5)
+  ensure_venv "$hdf5"
+  install_project "$hdf5"
+  step "ready: $VENV (HDF5 at $hdf5)"
+}
+
+main "$@"
