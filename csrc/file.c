@@ -39,7 +39,6 @@ static void *pv_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t
 /* Open ids of our connector that belong to one file (H5Fget_obj_count/ids). */
 typedef struct {
     PyObject *file;
-    hid_t     connector;
     size_t    count;
     size_t    max;   /* 0: count only */
     hid_t    *ids;
@@ -49,22 +48,18 @@ typedef struct {
 static int obj_scan_cb(hid_t id, void *udata)
 {
     obj_scan_t *scan = udata;
-    hid_t       conn = H5I_INVALID_HID;
-    int         cmp  = 1;
+    char        conn[16] = "";
+    ssize_t     n        = -1;
     void       *obj;
     PyObject   *same;
 
     H5E_BEGIN_TRY
     {
-        conn = H5VLget_connector_id(id);
+        n = H5VLget_connector_name(id, conn, sizeof conn);
     }
     H5E_END_TRY
-    if (conn < 0)
-        return 0; /* e.g. a transient datatype: not an object of any file */
-    if (H5VLcmp_connector_cls(&cmp, conn, scan->connector) < 0)
-        cmp = 1;
-    H5VLclose(conn);
-    if (cmp != 0 || !(obj = H5VLobject(id)))
+    /* Skip ids of other connectors, and transient datatypes (no connector). */
+    if (n < 0 || strcmp(conn, PV_CONNECTOR_NAME) != 0 || !(obj = H5VLobject(id)))
         return 0;
     same = pv_call(PV_FN_same_file, "H5Fget_obj_ids", 2, pv_ref(obj), pv_ref(scan->file));
     if (!same) {
@@ -90,7 +85,7 @@ static herr_t scan_objects(PyObject *file, unsigned types, size_t max, hid_t *id
                  {H5F_OBJ_GROUP, H5I_GROUP},
                  {H5F_OBJ_DATATYPE, H5I_DATATYPE},
                  {H5F_OBJ_ATTR, H5I_ATTR}};
-    obj_scan_t scan = {file, pv_connector_id(), 0, max, ids, 0};
+    obj_scan_t scan = {file, 0, max, ids, 0};
 
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (!(types & kinds[k].flag))

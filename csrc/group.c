@@ -3,6 +3,9 @@
  */
 #include "pv.h"
 
+#include <H5VLnative.h>
+#include <string.h>
+
 static void *pv_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
                              hid_t gcpl_id, hid_t gapl_id, hid_t dxpl_id, void **req)
 {
@@ -99,11 +102,47 @@ static herr_t pv_group_specific(void *obj, H5VL_group_specific_args_t *args, hid
     return ret;
 }
 
+/* H5Gget_objinfo: deprecated and native-only in HDF5, but h5py hashes and
+ * compares objects with it, so it is answered from the bridge. */
+static herr_t get_objinfo(void *obj, H5VL_native_group_get_objinfo_t *a, const char *func)
+{
+    PyGILState_STATE   gil;
+    PyObject          *r;
+    unsigned long long fileno, nlink, linklen;
+    int                type;
+    const char        *tok;
+    Py_ssize_t         tok_len;
+    herr_t             ret = -1;
+
+    if (pv_enter(&gil, func) < 0)
+        return -1;
+    r = pv_call(PV_FN_group_get_objinfo, func, 3, pv_ref(obj), pv_loc(&a->loc_params),
+                PyBool_FromLong(a->follow_link));
+    if (r && PyArg_ParseTuple(r, "Ky#KiK;object stat", &fileno, &tok, &tok_len, &nlink, &type, &linklen)) {
+        H5G_stat_t *st = a->statbuf;
+        if (st) {
+            memset(st, 0, sizeof *st);
+            st->fileno[0] = (unsigned long)fileno;
+            memcpy(st->objno, tok, (size_t)tok_len < sizeof st->objno ? (size_t)tok_len : sizeof st->objno);
+            st->nlink   = (unsigned)nlink;
+            st->type    = (H5G_obj_t)type;
+            st->linklen = (size_t)linklen;
+        }
+        ret = 0;
+    }
+    else if (r)
+        pv_push_python_error(func);
+    Py_XDECREF(r);
+    pv_leave(gil);
+    return ret;
+}
+
 static herr_t pv_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
 {
-    (void)obj;
     (void)dxpl_id;
     (void)req;
+    if (args->op_type == H5VL_NATIVE_GROUP_GET_OBJINFO)
+        return get_objinfo(obj, &((H5VL_native_group_optional_args_t *)args->args)->get_objinfo, __func__);
     pv_push_error(__func__, "h5pyvol: native-only group operation %d is not supported", args->op_type);
     return -1;
 }

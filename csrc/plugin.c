@@ -77,12 +77,18 @@ static herr_t pv_info_from_str(const char *str, void **info)
 PyObject *pv_spec_from_fapl(hid_t fapl_id)
 {
     void     *info = NULL;
+    hid_t     conn = H5I_INVALID_HID;
     PyObject *spec;
 
-    if (fapl_id < 0 || H5Pget_vol_info(fapl_id, &info) < 0 || !info)
+    if (fapl_id < 0 || H5Pget_vol_id(fapl_id, &conn) < 0)
         return pv_str("");
+    if (H5Pget_vol_info(fapl_id, &info) < 0 || !info) {
+        H5VLclose(conn);
+        return pv_str("");
+    }
     spec = pv_str(((pv_info_t *)info)->spec);
-    H5VLfree_connector_info(pv_connector_id(), info);
+    H5VLfree_connector_info(conn, info);
+    H5VLclose(conn);
     return spec;
 }
 
@@ -186,11 +192,6 @@ static herr_t pv_token_from_str(void *obj, H5I_type_t obj_type, const char *toke
 }
 
 /* ------------------------------------------------------------------ */
-
-hid_t pv_connector_id(void)
-{
-    return H5VLpeek_connector_id_by_value(PV_CONNECTOR_VALUE);
-}
 
 hid_t pv_register(PyObject *handle, H5I_type_t type)
 {

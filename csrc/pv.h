@@ -30,6 +30,7 @@
     X(file_get_fileno) X(file_get_intent) X(file_get_name) X(file_flush) X(file_reopen)           \
     X(file_is_accessible) X(file_delete) X(file_is_equal) X(same_file)                            \
     X(group_create) X(group_open) X(group_close) X(group_get_gcpl) X(group_get_info)              \
+    X(group_get_objinfo)                                                                          \
     X(dataset_create) X(dataset_open) X(dataset_close) X(dataset_read) X(dataset_write)           \
     X(dataset_get_space) X(dataset_get_type) X(dataset_get_dcpl) X(dataset_get_dapl)              \
     X(dataset_get_storage_size) X(dataset_get_space_status) X(dataset_set_extent)                 \
@@ -109,8 +110,6 @@ extern const H5VL_object_class_t pv_object_cls;
 /* plugin.c */
 /* The connector spec (e.g. "memory;key=value") held in a fapl, as a str. */
 PyObject *pv_spec_from_fapl(hid_t fapl_id);
-/* The connector's id while registered (for wrapping objects in ids). */
-hid_t pv_connector_id(void);
 /* Gives HDF5 a new id for one of our objects (a new reference to `handle`). */
 hid_t pv_register(PyObject *handle, H5I_type_t type);
 

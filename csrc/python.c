@@ -60,6 +60,7 @@ void pv_push_error(const char *func, const char *fmt, ...)
 void pv_push_python_error(const char *func)
 {
     PyObject *type, *value, *tb, *text = NULL;
+    char      msg[2048] = "h5pyvol: unprintable Python exception";
 
     if (!PyErr_Occurred()) {
         pv_push_error(func, "h5pyvol: the connector failed without a Python exception");
@@ -77,15 +78,17 @@ void pv_push_python_error(const char *func)
     }
     if (text && PyUnicode_Check(text)) {
         const char *s = PyUnicode_AsUTF8(text);
-        pv_push_error(func, "%s", s ? s : "h5pyvol: unprintable Python exception");
+        if (s)
+            snprintf(msg, sizeof msg, "%s", s);
     }
-    else
-        pv_push_error(func, "h5pyvol: unprintable Python exception");
     PyErr_Clear();
+    /* Release the exception first: freeing its frames can free h5py objects,
+     * whose H5Idec_ref would clear HDF5's error stack after our push. */
     Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
+    pv_push_error(func, "%s", msg);
 }
 
 /* ------------------------------------------------------------------ */

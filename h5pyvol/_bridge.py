@@ -36,6 +36,7 @@ H5_INDEX_NAME, H5_INDEX_CRT_ORDER = 0, 1
 H5_ITER_DEC = 1
 H5O_INFO_NUM_ATTRS = 0x4
 H5G_STORAGE_TYPE_COMPACT = 1
+H5G_LINK, H5G_UDLINK = 3, 4
 H5T_CSET_ASCII, H5T_CSET_UTF8 = 0, 1
 H5D_SPACE_STATUS_NOT_ALLOCATED, H5D_SPACE_STATUS_ALLOCATED = 0, 2
 MAX_SOFT_LINK_DEPTH = 16  # HDF5's default H5Pset_nlinks
@@ -314,15 +315,12 @@ def _link_target(h, loc):
     raise ValueError(f"unsupported location {loc!r} for a link operation")
 
 
-def _new_node(h, loc, name: str | None, lcpl: int, make):
-    """Create a node with `make(file)` and link it at `name` (None: anonymous)."""
-    state, base, base_path = _locate(h, loc)
-    state.check_writable()
-    if name is None:
-        return state, make(state.file), None
+def _creation_parent(state: FileState, base: api.Node, base_path: str | None, name: str, lcpl: int):
+    """(group, group path, leaf) where a new link `name` goes; makes missing
+    intermediate groups when the link creation properties ask for it."""
     parts = _components(name)
     if not parts:
-        raise ValueError(f"{name!r} is not a valid name for a new object")
+        raise ValueError(f"{name!r} is not a valid name for a new link")
     intermediate = lcpl > 0 and borrow(lcpl, h5p.PropLCID).get_create_intermediate_group()
     group, gpath = (state.file.root, "/") if name.startswith("/") else (base, base_path)
     for part in parts[:-1]:
@@ -343,9 +341,19 @@ def _new_node(h, loc, name: str | None, lcpl: int, make):
         raise KeyError(f"{gpath!r} is not a group")
     if group.has_link(parts[-1]):
         raise ValueError(f"an object named {parts[-1]!r} already exists in {gpath or '?'!r}")
+    return group, gpath, parts[-1]
+
+
+def _new_node(h, loc, name: str | None, lcpl: int, make):
+    """Create a node with `make(file)` and link it at `name` (None: anonymous)."""
+    state, base, base_path = _locate(h, loc)
+    state.check_writable()
+    if name is None:
+        return state, make(state.file), None
+    group, gpath, leaf = _creation_parent(state, base, base_path, name, lcpl)
     node = make(state.file)
-    group.set_link(parts[-1], api.HardLink(node.token))
-    return state, node, _join(gpath, parts[-1])
+    group.set_link(leaf, api.HardLink(node.token))
+    return state, node, _join(gpath, leaf)
 
 
 # ---------------------------------------------------------------- info
@@ -541,6 +549,20 @@ def group_get_info(h, loc) -> tuple:
         raise TypeError(f"{path or 'object'!r} is not a group")
     n = len(node.links())
     return (H5G_STORAGE_TYPE_COMPACT, n, n, False)
+
+
+def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
+    """H5Gget_objinfo (h5py's object hashing): (fileno, token, nlink, type, linklen)."""
+    state, base, path = _base(h)
+    name = loc[1] if loc is not None and loc[0] == "name" else "."
+    if not follow_link and _components(name):
+        group, _, leaf = _parent(state, base, path, name)
+        link = group.get_link(leaf)
+        if not isinstance(link, api.HardLink):
+            kind = H5G_LINK if isinstance(link, api.SoftLink) else H5G_UDLINK
+            return (state.fileno, b"", 0, kind, len(_link_value(link)))
+    node, _ = _walk(state, base, path, name)
+    return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0)
 
 
 # ---------------------------------------------------------------- datasets
@@ -850,23 +872,24 @@ def datatype_get_tcpl(h: NodeHandle) -> int:
 # ---------------------------------------------------------------- links
 
 
-def _add_link(h, loc, link: api.Link) -> None:
-    state, group, gpath, name = _link_target(h, loc)
+def _add_link(h, loc, link: api.Link, lcpl: int) -> None:
+    state, base, base_path = _base(h)
     state.check_writable()
-    if group.has_link(name):
-        raise ValueError(f"a link named {name!r} already exists in {gpath or '?'!r}")
-    group.set_link(name, link)
+    if loc is None or loc[0] != "name":
+        raise ValueError("a new link needs a name")
+    group, _, leaf = _creation_parent(state, base, base_path, loc[1], lcpl)
+    group.set_link(leaf, link)
 
 
 def link_create_hard(h, loc, target_h, target_loc, lcpl: int, lapl: int) -> None:
     tstate, target, _ = _locate(target_h if target_h is not None else h, target_loc)
     if h is not None and _base(h)[0] is not tstate:
         raise ValueError("a hard link cannot point into another file")
-    _add_link(h if h is not None else target_h, loc, api.HardLink(target.token))
+    _add_link(h if h is not None else target_h, loc, api.HardLink(target.token), lcpl)
 
 
 def link_create_soft(h, loc, target: str, lcpl: int, lapl: int) -> None:
-    _add_link(h, loc, api.SoftLink(target))
+    _add_link(h, loc, api.SoftLink(target), lcpl)
 
 
 def link_create_ud(h, loc, link_class: int, value: bytes, lcpl: int, lapl: int) -> None:
@@ -876,7 +899,7 @@ def link_create_ud(h, loc, link_class: int, value: bytes, lcpl: int, lapl: int) 
         link: api.Link = api.ExternalLink(filename.decode(), path.decode())
     else:
         link = api.UserLink(link_class, value)
-    _add_link(h, loc, link)
+    _add_link(h, loc, link, lcpl)
 
 
 def _copy_link(src_h, loc1, dst_h, loc2, move: bool) -> None:
