@@ -97,6 +97,7 @@ PyObject *pv_spec_from_fapl(hid_t fapl_id)
 static herr_t pv_initialize(hid_t vipl_id)
 {
     (void)vipl_id;
+    pv_compat_install();
     return 0;
 }
 

@@ -98,6 +98,9 @@ int pv_python_gone(void);
 
 void pv_python_terminate(void);
 
+/* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
+void pv_compat_install(void);
+
 /* ---- callback tables, one file per object kind ---- */
 extern const H5VL_file_class_t pv_file_cls;
 extern const H5VL_group_class_t pv_group_cls;

@@ -1,5 +1,4 @@
-"""Shared fixtures: compiling C programs against h5pyvol's HDF5, and running
-programs with HDF5_VOL_CONNECTOR pointing at a connector."""
+"""Shared fixtures: compiling C programs against h5pyvol's HDF5."""
 
 from __future__ import annotations
 
@@ -20,27 +19,6 @@ TESTS = Path(__file__).resolve().parent
 os.environ["PYTHONSAFEPATH"] = "1"
 if Path(h5pyvol.__file__).resolve().parent == TESTS.parent / "h5pyvol":
     raise RuntimeError("tests imported h5pyvol from the source tree; run them with scripts/test.sh (python -P)")
-
-
-def vol_env(spec: str = "memory", **extra: str) -> dict[str, str]:
-    """The environment of a process that uses h5pyvol with connector string `spec`."""
-    env = dict(os.environ)
-    env["HDF5_PLUGIN_PATH"] = str(h5pyvol.PLUGIN_DIR)
-    env["HDF5_VOL_CONNECTOR"] = f"h5pyvol {spec}"
-    env.update(extra)
-    return env
-
-
-def run(cmd, env, cwd=None, timeout=120) -> subprocess.CompletedProcess:
-    """Run a program; a crash (signal) fails the test with its output."""
-    proc = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode < 0:
-        pytest.fail(f"{cmd[0]} crashed with signal {-proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
-
-
-def run_python(code: str, env, cwd=None) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-c", code], env, cwd)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run, vol_env
+from support import run, vol_env
 
 
 def test_c_program_roundtrip_through_memory_connector(compile_c, tmp_path):

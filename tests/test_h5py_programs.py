@@ -8,9 +8,9 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from support import run_python, vol_env
 
 import h5pyvol
-from conftest import run_python, vol_env
 
 UNCHANGED_PROGRAM = textwrap.dedent(
     """

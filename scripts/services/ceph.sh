@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2129  # one redirect per step reads better than grouping
 # A throw-away single-node Ceph (mon + one memstore OSD + RGW) on 127.0.0.1,
 # for the RADOS and S3 connector tests. Everything lives under one directory.
 set -Eeuo pipefail  # -E: the ERR trap of "start" also fires inside functions
@@ -13,12 +14,14 @@ cephx is on. All files (config, keys, data, logs, pids, sockets) live in DIR,
 default ${H5PYVOL_CEPH_DIR:-/tmp/h5pyvol-ceph}.
 
   start   start the cluster; a no-op if it is already running and healthy.
-          Waits until the pool takes a write and RGW answers HTTP, or fails
-          with the log tails after H5PYVOL_CEPH_TIMEOUT seconds (default 60).
-  stop    stop RGW and the OSD, then the mon (SIGTERM, SIGKILL after 5 s),
-          and remove DIR.
+          Waits until the pool takes a write and RGW lists buckets for the
+          generated S3 user, or fails with the log tails after
+          H5PYVOL_CEPH_TIMEOUT seconds (default 60). A stale DIR left by a
+          crash is cleaned first.
+  stop    stop RGW, then the OSD, then the mon (each SIGTERM, SIGKILL after
+          5 s), and remove DIR.
   status  exit 0 only if all daemons run, the pool takes a write and RGW
-          answers.
+          answers a signed request.
   env     print the export lines of DIR/rados.env and DIR/s3.env.
 
 Files written by start:
@@ -38,6 +41,7 @@ second test cluster with other ports can run beside this one):
   H5PYVOL_RGW_PORT          RGW HTTP port       (default 17480)
   H5PYVOL_CEPH_OSD_BYTES    memstore capacity   (default 4294967296)
   H5PYVOL_CEPH_TIMEOUT      start timeout, s    (default 60)
+The OSD takes free ports from Ceph's usual 6800-7300 range, on 127.0.0.1.
 
 Needs the packages from scripts/services/install.sh.
 EOF
@@ -70,6 +74,9 @@ RUN="$DIR/run"
 LOGS="$DIR/log"
 
 LOG_TAG=ceph.sh
+# The ceph CLI runs on Debian's /usr/bin/python3: a caller's venv settings
+# must not leak into it.
+unset PYTHONPATH PYTHONHOME
 # shellcheck source=scripts/services/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -104,15 +111,12 @@ stop_daemons() {
 # ---------------------------------------------------------------------------
 # health
 
-# An authenticated ListBuckets: proves RGW is up and knows our S3 user.
-s3_ok() {  # s3_ok ENDPOINT ACCESS_KEY SECRET_KEY
-    [[ "$(http_code --aws-sigv4 aws:amz:us-east-1:s3 --user "$2:$3" "$1/")" == 200 ]]
-}
-
 pool_takes_write() {
-    # rados blocks until the PG is active; timeout bounds it.
+    # rados blocks until the PG is active; timeout bounds it. The probe is
+    # removed again so that tests listing the pool find only their objects.
     printf 'probe\n' >"$RUN/probe"
-    timeout "$1" rados -c "$CONF" -p "$POOL" put h5pyvol-probe "$RUN/probe" >/dev/null 2>&1
+    timeout "$1" rados -c "$CONF" -p "$POOL" put h5pyvol-probe "$RUN/probe" >/dev/null 2>&1 &&
+        timeout 10 rados -c "$CONF" -p "$POOL" rm h5pyvol-probe >/dev/null 2>&1
 }
 
 healthy() {
@@ -304,15 +308,22 @@ do_start() {
     osd_id="$(timeout "$T" ceph -c "$CONF" osd new "$osd_uuid" 2>>"$setup_log")" \
         || fail_start "'ceph osd new' failed: mon not reachable on 127.0.0.1:$MON_PORT?"
     [[ "$osd_id" == 0 ]] || fail_start "expected OSD id 0, got '$osd_id'"
+
+    # Each ceph CLI call costs ~0.4 s (Python start + a map change), so the
+    # pool is created in the background while the OSD and RGW come up.
+    # (trap - ERR: a failing background job must not run fail_start itself.)
+    budget "creating pool $POOL"
+    (trap - ERR; exec timeout "$T" ceph -c "$CONF" osd pool create "$POOL" 8 8) >>"$setup_log" 2>&1 &
+    local pool_job=$!
     ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$setup_log" 2>&1
     ceph-osd -c "$CONF" -i 0 >>"$setup_log" 2>&1
     # RGW waits for its own pools by itself; start it now to overlap.
     radosgw -c "$CONF" -n "$RGW_NAME" >>"$setup_log" 2>&1
-
-    budget "creating pool $POOL"
-    timeout "$T" ceph -c "$CONF" osd pool create "$POOL" 8 8 >>"$setup_log" 2>&1
+    wait "$pool_job" || fail_start "'ceph osd pool create $POOL' failed"
+    # Only silences a health warning; nothing waits for it until the end.
     budget "tagging pool $POOL"
-    timeout "$T" ceph -c "$CONF" osd pool application enable "$POOL" rados >>"$setup_log" 2>&1
+    (trap - ERR; exec timeout "$T" ceph -c "$CONF" osd pool application enable "$POOL" rados) >>"$setup_log" 2>&1 &
+    local tag_job=$!
 
     budget "waiting for pool $POOL to take a write"
     until pool_takes_write "$T"; do
@@ -332,10 +343,11 @@ do_start() {
     # RGW may still be loading its zone; the user is already stored in RADOS.
     until s3_ok "http://127.0.0.1:$RGW_PORT" "$ak" "$sk"; do
         daemon_pid "$RGW_NAME" >/dev/null || fail_start "radosgw exited"
-        budget "waiting for RGW on 127.0.0.1:$RGW_PORT"
+        budget "waiting for RGW on 127.0.0.1:$RGW_PORT to list buckets (last HTTP status: $S3_STATUS)"
         sleep 0.1
     done
 
+    wait "$tag_job" || fail_start "'ceph osd pool application enable $POOL rados' failed"
     write_env_files "$ak" "$sk"
     trap - ERR
     log "up in $(elapsed "$t0")s: S3 http://127.0.0.1:$RGW_PORT, mon 127.0.0.1:$MON_PORT, dir $DIR"

@@ -61,6 +61,7 @@ if ((${#missing[@]})); then
         tail -n 20 /tmp/h5pyvol-apt-install.log >&2
         exit 1
     fi
+    rm -f /tmp/h5pyvol-apt-install.log
 fi
 
 # --- Python side -------------------------------------------------------------

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by ceph.sh and seaweedfs.sh; sourced, not run.
 # The caller sets LOG_TAG (prefix of messages).
 
@@ -74,4 +75,14 @@ elapsed() {
 # value of VAR in an env file made of 'export VAR=value' lines
 env_value() {
     sed -n "s/^export $2=//p" "$1" 2>/dev/null
+}
+
+# An authenticated S3 ListBuckets; true on HTTP 200. Sets S3_STATUS to the
+# status seen (000: nothing answered), for error messages.
+# UNSIGNED-PAYLOAD: curl 7.88 does not send x-amz-content-sha256, RGW needs it.
+S3_STATUS=000
+s3_ok() {  # s3_ok ENDPOINT ACCESS_KEY SECRET_KEY
+    S3_STATUS="$(http_code --aws-sigv4 aws:amz:us-east-1:s3 --user "$2:$3" \
+        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$1/")"
+    [[ "$S3_STATUS" == 200 ]]
 }

@@ -1,0 +1,365 @@
+/*
+ * compat.c: HDF5's 1.10-era link and object calls, for objects of this connector.
+ *
+ * h5py (3.x) still calls H5Lget_info1, H5Literate1, H5Ovisit1, H5Oget_info1
+ * and their _by_name/_by_idx forms; HDF5 refuses them for every connector but
+ * the native one, so group iteration, visit() and get() would fail. When the
+ * plugin loads, it points the already-loaded programs' and libraries' own
+ * import slots (GOT entries) for these functions at the versions here. They
+ * answer objects of this connector through the current (v2/v3) calls and hand
+ * anything else to HDF5's own functions, so native files behave as before.
+ * H5PYVOL_NO_COMPAT=1 turns this off.
+ *
+ * An old-style object address is the first 8 bytes of the object's token.
+ */
+#define _GNU_SOURCE
+#include "pv.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Our own references to these names stay bound to HDF5's functions. */
+#define REAL(fn) __typeof__(&fn) real_##fn = &fn;
+
+static int is_ours(hid_t id)
+{
+    char    name[16] = "";
+    ssize_t n        = -1;
+
+    H5E_BEGIN_TRY
+    {
+        n = H5VLget_connector_name(id, name, sizeof name);
+    }
+    H5E_END_TRY
+    return n > 0 && strcmp(name, PV_CONNECTOR_NAME) == 0;
+}
+
+static haddr_t token_addr(const H5O_token_t *token)
+{
+    haddr_t addr;
+    memcpy(&addr, token->__data, sizeof addr);
+    return addr;
+}
+
+static void linfo_v1(const H5L_info2_t *in, H5L_info1_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->type         = in->type;
+    out->corder_valid = in->corder_valid;
+    out->corder       = in->corder;
+    out->cset         = in->cset;
+    if (in->type == H5L_TYPE_HARD)
+        out->u.address = token_addr(&in->u.token);
+    else
+        out->u.val_size = in->u.val_size;
+}
+
+static void oinfo_v1(const H5O_info2_t *in, H5O_info1_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->fileno    = in->fileno;
+    out->addr      = token_addr(&in->token);
+    out->type      = in->type;
+    out->rc        = in->rc;
+    out->atime     = in->atime;
+    out->mtime     = in->mtime;
+    out->ctime     = in->ctime;
+    out->btime     = in->btime;
+    out->num_attrs = in->num_attrs;
+}
+
+/* ---- links ---- */
+
+typedef struct {
+    H5L_iterate1_t op;
+    void          *data;
+} link_shim_t;
+
+static herr_t link_shim(hid_t group, const char *name, const H5L_info2_t *info, void *ctx)
+{
+    link_shim_t *shim = ctx;
+    H5L_info1_t  old;
+    linfo_v1(info, &old);
+    return shim->op(group, name, &old, shim->data);
+}
+
+static herr_t compat_H5Lget_info1(hid_t loc_id, const char *name, H5L_info1_t *linfo, hid_t lapl_id)
+{
+    H5L_info2_t info;
+    REAL(H5Lget_info1);
+    if (!is_ours(loc_id))
+        return real_H5Lget_info1(loc_id, name, linfo, lapl_id);
+    if (H5Lget_info2(loc_id, name, &info, lapl_id) < 0)
+        return -1;
+    if (linfo)
+        linfo_v1(&info, linfo);
+    return 0;
+}
+
+static herr_t compat_H5Lget_info_by_idx1(hid_t loc_id, const char *group_name, H5_index_t idx_type,
+                                     H5_iter_order_t order, hsize_t n, H5L_info1_t *linfo, hid_t lapl_id)
+{
+    H5L_info2_t info;
+    REAL(H5Lget_info_by_idx1);
+    if (!is_ours(loc_id))
+        return real_H5Lget_info_by_idx1(loc_id, group_name, idx_type, order, n, linfo, lapl_id);
+    if (H5Lget_info_by_idx2(loc_id, group_name, idx_type, order, n, &info, lapl_id) < 0)
+        return -1;
+    if (linfo)
+        linfo_v1(&info, linfo);
+    return 0;
+}
+
+static herr_t compat_H5Literate1(hid_t grp_id, H5_index_t idx_type, H5_iter_order_t order, hsize_t *idx,
+                             H5L_iterate1_t op, void *op_data)
+{
+    link_shim_t shim = {op, op_data};
+    REAL(H5Literate1);
+    if (!is_ours(grp_id))
+        return real_H5Literate1(grp_id, idx_type, order, idx, op, op_data);
+    return H5Literate2(grp_id, idx_type, order, idx, link_shim, &shim);
+}
+
+static herr_t compat_H5Literate_by_name1(hid_t loc_id, const char *group_name, H5_index_t idx_type,
+                                     H5_iter_order_t order, hsize_t *idx, H5L_iterate1_t op, void *op_data,
+                                     hid_t lapl_id)
+{
+    link_shim_t shim = {op, op_data};
+    REAL(H5Literate_by_name1);
+    if (!is_ours(loc_id))
+        return real_H5Literate_by_name1(loc_id, group_name, idx_type, order, idx, op, op_data, lapl_id);
+    return H5Literate_by_name2(loc_id, group_name, idx_type, order, idx, link_shim, &shim, lapl_id);
+}
+
+static herr_t compat_H5Lvisit1(hid_t grp_id, H5_index_t idx_type, H5_iter_order_t order, H5L_iterate1_t op,
+                           void *op_data)
+{
+    link_shim_t shim = {op, op_data};
+    REAL(H5Lvisit1);
+    if (!is_ours(grp_id))
+        return real_H5Lvisit1(grp_id, idx_type, order, op, op_data);
+    return H5Lvisit2(grp_id, idx_type, order, link_shim, &shim);
+}
+
+static herr_t compat_H5Lvisit_by_name1(hid_t loc_id, const char *group_name, H5_index_t idx_type,
+                                   H5_iter_order_t order, H5L_iterate1_t op, void *op_data, hid_t lapl_id)
+{
+    link_shim_t shim = {op, op_data};
+    REAL(H5Lvisit_by_name1);
+    if (!is_ours(loc_id))
+        return real_H5Lvisit_by_name1(loc_id, group_name, idx_type, order, op, op_data, lapl_id);
+    return H5Lvisit_by_name2(loc_id, group_name, idx_type, order, link_shim, &shim, lapl_id);
+}
+
+/* ---- objects ---- */
+
+typedef struct {
+    H5O_iterate1_t op;
+    void          *data;
+} object_shim_t;
+
+static herr_t object_shim(hid_t obj, const char *name, const H5O_info2_t *info, void *ctx)
+{
+    object_shim_t *shim = ctx;
+    H5O_info1_t    old;
+    oinfo_v1(info, &old);
+    return shim->op(obj, name, &old, shim->data);
+}
+
+static herr_t compat_H5Oget_info1(hid_t loc_id, H5O_info1_t *oinfo)
+{
+    H5O_info2_t info;
+    REAL(H5Oget_info1);
+    if (!is_ours(loc_id))
+        return real_H5Oget_info1(loc_id, oinfo);
+    if (H5Oget_info3(loc_id, &info, H5O_INFO_ALL) < 0)
+        return -1;
+    oinfo_v1(&info, oinfo);
+    return 0;
+}
+
+static herr_t compat_H5Oget_info_by_name1(hid_t loc_id, const char *name, H5O_info1_t *oinfo, hid_t lapl_id)
+{
+    H5O_info2_t info;
+    REAL(H5Oget_info_by_name1);
+    if (!is_ours(loc_id))
+        return real_H5Oget_info_by_name1(loc_id, name, oinfo, lapl_id);
+    if (H5Oget_info_by_name3(loc_id, name, &info, H5O_INFO_ALL, lapl_id) < 0)
+        return -1;
+    oinfo_v1(&info, oinfo);
+    return 0;
+}
+
+static herr_t compat_H5Oget_info_by_idx1(hid_t loc_id, const char *group_name, H5_index_t idx_type,
+                                     H5_iter_order_t order, hsize_t n, H5O_info1_t *oinfo, hid_t lapl_id)
+{
+    H5O_info2_t info;
+    REAL(H5Oget_info_by_idx1);
+    if (!is_ours(loc_id))
+        return real_H5Oget_info_by_idx1(loc_id, group_name, idx_type, order, n, oinfo, lapl_id);
+    if (H5Oget_info_by_idx3(loc_id, group_name, idx_type, order, n, &info, H5O_INFO_ALL, lapl_id) < 0)
+        return -1;
+    oinfo_v1(&info, oinfo);
+    return 0;
+}
+
+static herr_t compat_H5Ovisit1(hid_t obj_id, H5_index_t idx_type, H5_iter_order_t order, H5O_iterate1_t op,
+                           void *op_data)
+{
+    object_shim_t shim = {op, op_data};
+    REAL(H5Ovisit1);
+    if (!is_ours(obj_id))
+        return real_H5Ovisit1(obj_id, idx_type, order, op, op_data);
+    return H5Ovisit3(obj_id, idx_type, order, object_shim, &shim, H5O_INFO_ALL);
+}
+
+static herr_t compat_H5Ovisit_by_name1(hid_t loc_id, const char *obj_name, H5_index_t idx_type,
+                                   H5_iter_order_t order, H5O_iterate1_t op, void *op_data, hid_t lapl_id)
+{
+    object_shim_t shim = {op, op_data};
+    REAL(H5Ovisit_by_name1);
+    if (!is_ours(loc_id))
+        return real_H5Ovisit_by_name1(loc_id, obj_name, idx_type, order, op, op_data, lapl_id);
+    return H5Ovisit_by_name3(loc_id, obj_name, idx_type, order, object_shim, &shim, H5O_INFO_ALL, lapl_id);
+}
+
+/* ---- pointing other objects' import slots here ---- */
+
+#if defined(__x86_64__)
+#define PV_R_JUMP_SLOT R_X86_64_JUMP_SLOT
+#define PV_R_GLOB_DAT R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define PV_R_JUMP_SLOT R_AARCH64_JUMP_SLOT
+#define PV_R_GLOB_DAT R_AARCH64_GLOB_DAT
+#endif
+
+static const struct {
+    const char *name;
+    void       *fn;
+} hooks[] = {
+    {"H5Lget_info1", (void *)compat_H5Lget_info1},
+    {"H5Lget_info_by_idx1", (void *)compat_H5Lget_info_by_idx1},
+    {"H5Literate1", (void *)compat_H5Literate1},
+    {"H5Literate_by_name1", (void *)compat_H5Literate_by_name1},
+    {"H5Lvisit1", (void *)compat_H5Lvisit1},
+    {"H5Lvisit_by_name1", (void *)compat_H5Lvisit_by_name1},
+    {"H5Oget_info1", (void *)compat_H5Oget_info1},
+    {"H5Oget_info_by_name1", (void *)compat_H5Oget_info_by_name1},
+    {"H5Oget_info_by_idx1", (void *)compat_H5Oget_info_by_idx1},
+    {"H5Ovisit1", (void *)compat_H5Ovisit1},
+    {"H5Ovisit_by_name1", (void *)compat_H5Ovisit_by_name1},
+};
+
+#ifdef PV_R_JUMP_SLOT
+static void *hook_for(const char *name)
+{
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
+        if (strcmp(name, hooks[i].name) == 0)
+            return hooks[i].fn;
+    return NULL;
+}
+
+/* glibc has already rebased most dynamic-section pointers; some loaders don't. */
+static uintptr_t dyn_ptr(uintptr_t value, uintptr_t base)
+{
+    return value < base ? value + base : value;
+}
+
+static void patch_slot(void **slot, void *fn, const struct dl_phdr_info *info)
+{
+    long      page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)slot & ~(uintptr_t)(page - 1);
+    int       relro = 0;
+
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_GNU_RELRO && (uintptr_t)slot >= lo && (uintptr_t)slot < lo + ph->p_memsz)
+            relro = 1;
+    }
+    if (relro && mprotect((void *)start, (size_t)page, PROT_READ | PROT_WRITE) != 0)
+        return;
+    *slot = fn;
+    if (relro)
+        mprotect((void *)start, (size_t)page, PROT_READ);
+}
+
+static void patch_relocs(const ElfW(Rela) *rel, size_t size, const ElfW(Sym) *symtab, const char *strtab,
+                         const struct dl_phdr_info *info)
+{
+    for (size_t i = 0; i < size / sizeof *rel; i++) {
+        unsigned long type = ELF64_R_TYPE(rel[i].r_info);
+        void         *fn;
+        if (type != PV_R_JUMP_SLOT && type != PV_R_GLOB_DAT)
+            continue;
+        fn = hook_for(strtab + symtab[ELF64_R_SYM(rel[i].r_info)].st_name);
+        if (fn)
+            patch_slot((void **)(info->dlpi_addr + rel[i].r_offset), fn, info);
+    }
+}
+
+static int patch_object(struct dl_phdr_info *info, size_t size, void *self_base)
+{
+    const ElfW(Dyn) *dyn = NULL;
+    const ElfW(Sym) *symtab = NULL;
+    const char      *strtab = NULL;
+    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
+    size_t            jmprel_size = 0, rela_size = 0;
+    uintptr_t         base = info->dlpi_addr;
+
+    (void)size;
+    /* Leave HDF5 itself and this plugin alone; skip the vDSO. */
+    if ((void *)base == self_base || !info->dlpi_name || strstr(info->dlpi_name, "libhdf5") ||
+        strstr(info->dlpi_name, "linux-vdso"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const ElfW(Dyn) *)(base + info->dlpi_phdr[i].p_vaddr);
+    if (!dyn)
+        return 0;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        switch (dyn->d_tag) {
+            case DT_SYMTAB: symtab = (const ElfW(Sym) *)dyn_ptr(dyn->d_un.d_ptr, base); break;
+            case DT_STRTAB: strtab = (const char *)dyn_ptr(dyn->d_un.d_ptr, base); break;
+            case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_ptr(dyn->d_un.d_ptr, base); break;
+            case DT_PLTRELSZ: jmprel_size = dyn->d_un.d_val; break;
+            case DT_RELA: rela = (const ElfW(Rela) *)dyn_ptr(dyn->d_un.d_ptr, base); break;
+            case DT_RELASZ: rela_size = dyn->d_un.d_val; break;
+            default: break;
+        }
+    }
+    if (!symtab || !strtab)
+        return 0;
+    if (jmprel)
+        patch_relocs(jmprel, jmprel_size, symtab, strtab, info);
+    if (rela)
+        patch_relocs(rela, rela_size, symtab, strtab, info);
+    return 0;
+}
+
+static int patch_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    return patch_object(info, size, data);
+}
+#endif
+
+void pv_compat_install(void)
+{
+    const char *off = getenv("H5PYVOL_NO_COMPAT");
+    Dl_info     self;
+
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+#ifdef PV_R_JUMP_SLOT
+    if (dladdr((void *)&pv_compat_install, &self) && self.dli_fbase)
+        dl_iterate_phdr(patch_cb, self.dli_fbase);
+#else
+    (void)self;
+#endif
+}
