@@ -67,9 +67,14 @@ class MemoryNode(api.Node):
 
 
 class MemoryGroup(MemoryNode, api.Group):
-    def __init__(self, store: MemoryStore, token: bytes):
+    def __init__(self, store: MemoryStore, token: bytes, gcpl: bytes = b""):
         super().__init__(store, token)
         self._links: dict[str, api.Link] = {}
+        self._gcpl = gcpl
+
+    @property
+    def gcpl(self) -> bytes:
+        return self._gcpl
 
     def links(self) -> list[tuple[str, api.Link]]:
         return list(self._links.items())
@@ -141,10 +146,10 @@ class MemoryDatatype(MemoryNode, api.Datatype):
 class MemoryStore:
     """Everything one in-memory HDF5 file holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, fcpl: bytes = b"") -> None:
         self._ids = itertools.count()
         self.nodes: dict[bytes, MemoryNode] = {}
-        self.root = self.add(MemoryGroup)
+        self.root = self.add(MemoryGroup, fcpl)
         self.root.links_in = 1  # the file itself holds the root
 
     def add(self, cls, *args):
@@ -178,8 +183,8 @@ class MemoryFile(api.File):
         except KeyError:
             raise KeyError(f"no object with token {token.hex()}") from None
 
-    def create_group(self) -> api.Group:
-        return self._store.add(MemoryGroup)
+    def create_group(self, gcpl: bytes = b"") -> api.Group:
+        return self._store.add(MemoryGroup, gcpl)
 
     def create_dataset(self, meta: api.ArrayMeta) -> api.Dataset:
         return self._store.add(MemoryDataset, meta)
@@ -200,10 +205,10 @@ class MemoryConnector(api.Connector):
             raise ValueError(f"the memory connector takes no options, got {sorted(options)}")
         self._files: dict[str, MemoryStore] = {}
 
-    def create(self, name: str, *, overwrite: bool) -> api.File:
+    def create(self, name: str, *, overwrite: bool, fcpl: bytes = b"") -> api.File:
         if name in self._files and not overwrite:
             raise FileExistsError(errno.EEXIST, f"in-memory file {name!r} already exists")
-        store = self._files[name] = MemoryStore()
+        store = self._files[name] = MemoryStore(fcpl)
         return MemoryFile(store, writable=True)
 
     def open(self, name: str, *, writable: bool) -> api.File:

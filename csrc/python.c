@@ -249,6 +249,8 @@ static int import_bridge(const char *func)
         return -1;
     }
     bridge_ready = 1;
+    /* h5py is fully imported now: point its calls to HDF5's 1.10-era functions here. */
+    pv_compat_install();
     return 0;
 }
 

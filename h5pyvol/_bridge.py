@@ -71,7 +71,12 @@ class FileState:
         self.name = name
         self.writable = bool(flags & H5F_ACC_RDWR)
         self.fapl = borrow(fapl, h5p.PropFAID).copy()
-        self.fcpl = borrow(fcpl, h5p.PropFCID).copy() if fcpl > 0 else h5p.create(h5p.FILE_CREATE)
+        if fcpl > 0:
+            self.fcpl = borrow(fcpl, h5p.PropFCID).copy()
+        elif file.root.gcpl:  # reopened: the root group kept the file's creation properties
+            self.fcpl = decode_plist(file.root.gcpl, h5p.PropFCID)
+        else:
+            self.fcpl = h5p.create(h5p.FILE_CREATE)
         self.fileno = next(_filenos)
         self.file_handles: list[FileHandle] = []
         self.users = 0  # open node and attribute handles
@@ -453,7 +458,8 @@ def file_create(spec: str, name: str, flags: int, fcpl: int, fapl: int) -> FileH
     conn = registry.load(spec)
     if (id(conn), name) in _open_files:
         raise OSError(f"file {name!r} is already open, so it cannot be created or truncated")
-    file = conn.create(name, overwrite=bool(flags & H5F_ACC_TRUNC))
+    fcpl_blob = encode_plist(fcpl) if fcpl > 0 else b""
+    file = conn.create(name, overwrite=bool(flags & H5F_ACC_TRUNC), fcpl=fcpl_blob)
     return FileHandle(FileState(conn, file, name, flags | H5F_ACC_RDWR, fapl, fcpl))
 
 
@@ -523,7 +529,8 @@ def same_file(h, file_handle) -> bool:
 
 
 def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
-    state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_group())
+    gcpl_blob = encode_plist(gcpl) if gcpl > 0 else b""
+    state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_group(gcpl_blob))
     return NodeHandle(state, node, path)
 
 
@@ -540,6 +547,9 @@ def group_close(h: NodeHandle) -> None:
 
 
 def group_get_gcpl(h) -> int:
+    state, node, _ = _base(h)
+    if node.gcpl:
+        return detach(decode_plist(node.gcpl, h5p.PropGCID))
     return detach(h5p.create(h5p.GROUP_CREATE))
 
 
@@ -1004,7 +1014,7 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
         if node.token in copies:
             return copies[node.token]
         if isinstance(node, api.Group):
-            new: api.Node = dstate.file.create_group()
+            new: api.Node = dstate.file.create_group(node.gcpl)
             copies[node.token] = new
             for name, link in node.links():
                 if isinstance(link, api.HardLink):

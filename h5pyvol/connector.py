@@ -124,7 +124,9 @@ class ArrayMeta:
         fill = dcpl_fill_value(self.dcpl, self) if self.dcpl else None
         out = np.zeros(self.shape, dtype=self.dtype) if fill is None else np.full(self.shape, fill, self.dtype)
         if self.dtype.hasobject and fill is None:
-            out[...] = _empty_object(self.dtype)
+            flat = out.reshape(-1)
+            for i in range(flat.size):  # element by element: an empty array value must not broadcast
+                flat[i] = _empty_object(self.dtype)
         return out
 
     def replace(self, **changes) -> ArrayMeta:
@@ -212,6 +214,14 @@ class Node(ABC):
 class Group(Node):
     """A node holding named links."""
 
+    @property
+    def gcpl(self) -> bytes:
+        """The group's creation properties as HDF5 serialized them (H5Pencode), as
+        given to `File.create_group` (for the root group: the file's creation
+        properties). They say, for example, whether creation order is tracked.
+        The default, b"", means HDF5's defaults."""
+        return b""
+
     @abstractmethod
     def links(self) -> list[tuple[str, Link]]:
         """All (name, link) pairs, in creation order."""
@@ -298,8 +308,9 @@ class File(ABC):
         """The node with this token; KeyError if there is none."""
 
     @abstractmethod
-    def create_group(self) -> Group:
-        """A new, empty, unlinked group (the bridge links it)."""
+    def create_group(self, gcpl: bytes = b"") -> Group:
+        """A new, empty, unlinked group (the bridge links it). Keep `gcpl` (opaque
+        creation properties) and return it from `Group.gcpl`."""
 
     @abstractmethod
     def create_dataset(self, meta: ArrayMeta) -> Dataset:
@@ -347,8 +358,9 @@ class Connector(ABC):
         self.options = dict(options)
 
     @abstractmethod
-    def create(self, name: str, *, overwrite: bool) -> File:
-        """Create a file. FileExistsError if it exists and `overwrite` is False."""
+    def create(self, name: str, *, overwrite: bool, fcpl: bytes = b"") -> File:
+        """Create a file. FileExistsError if it exists and `overwrite` is False.
+        `fcpl` (opaque file creation properties) is the root group's `gcpl`."""
 
     @abstractmethod
     def open(self, name: str, *, writable: bool) -> File:

@@ -38,7 +38,9 @@ class), HDF5 time types (no numpy equivalent), integers and floats numpy
 cannot represent bit for bit (they are exposed as raw ``V<size>`` bytes).
 Members of a file compound that are missing from the memory type come out
 zero (empty for vlen members): native HDF5 would keep the values already
-stored, which only the caller can merge in.
+stored, which only the caller can merge in.  Conversions between fixed and
+vlen strings exist only because h5py registers converters for them; those
+allocate with ``malloc`` whatever the property list says.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def _leaf_dtype(tid: h5t.TypeID) -> np.dtype:
         values = {tid.get_member_name(i).decode(): tid.get_member_value(i)
                   for i in range(tid.get_nmembers())}
         return h5py.enum_dtype(values, basetype=base)
-    if cls in (h5t.INTEGER, h5t.FLOAT) and h5t.py_create(dt) != tid:
+    if dt.itemsize != size or (cls in (h5t.INTEGER, h5t.FLOAT) and h5t.py_create(dt) != tid):
         return np.dtype(f"V{size}")
     return dt
 
@@ -235,18 +237,11 @@ def _conversion(src: h5t.TypeID, dst: h5t.TypeID) -> tuple[h5t.TypeID, h5t.TypeI
     character sets, so a first H5Tconvert between them fails.  Converting
     ASCII-only copies gives the pass-through every time.
     """
-    if False:
+    if has_vlen(src) and has_vlen(dst):
         src, dst = _ascii_vlen_strings(src), _ascii_vlen_strings(dst)
     if h5t.find(src, dst) is None:
         raise TypeError(f"HDF5 cannot convert {_class_name(src)} to {_class_name(dst)}")
     return src, dst
-
-
-def _convert(src: h5t.TypeID, dst: h5t.TypeID, n: int, buf: np.ndarray, bkg: np.ndarray | None,
-             dxpl: h5py.h5p.PropID | None) -> None:
-    """H5Tconvert in place."""
-    src, dst = _conversion(src, dst)
-    h5t.convert(src, dst, n, buf, bkg, dxpl)
 
 
 def _needs_bkg(a: h5t.TypeID, b: h5t.TypeID) -> bool:
@@ -404,7 +399,7 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
     tmp = np.empty(n * max(msize, fsize), dtype=np.uint8)
     tmp[: src.size] = src
     bkg = np.zeros(n * fsize, dtype=np.uint8) if _needs_bkg(mem_type, file_type) else None
-    _convert(mem_type, file_type, n, tmp, bkg, dxpl)
+    h5t.convert(*_conversion(mem_type, file_type), n, tmp, bkg, dxpl)
     if node.kind == "plain":
         return np.frombuffer(tmp, node.dtype, count=n)
     # Every vlen block in tmp was freshly allocated by the conversion: copy it out, then free it.
@@ -439,8 +434,7 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
     if node.kind == "plain" and mem_type == file_type:
         dst[:] = values.reshape(-1).view(np.uint8)
         return
-    if node.kind != "plain":
-        _conversion(file_type, mem_type)  # fail before allocating anything
+    src_type, dst_type = _conversion(file_type, mem_type)  # fails before anything is allocated
     tmp = np.zeros(n * max(msize, fsize), dtype=np.uint8)
     if node.kind == "plain":
         tmp[: n * fsize] = values.reshape(-1).view(np.uint8)
@@ -458,7 +452,7 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
     ours = tmp[: n * fsize].copy() if node.kind != "plain" else None
     try:
         bkg = dst.copy() if _needs_bkg(file_type, mem_type) else None
-        _convert(file_type, mem_type, n, tmp, bkg, dxpl)
+        h5t.convert(src_type, dst_type, n, tmp, bkg, dxpl)
         dst[:] = tmp[: n * msize]
     finally:
         if ours is not None:

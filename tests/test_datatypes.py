@@ -12,6 +12,7 @@ so memory allocated the wrong way crashes the test run.
 
 import ctypes
 import os
+import subprocess
 import sys
 
 import h5py
@@ -389,6 +390,46 @@ def test_vlen_ascii_utf8_bytes_pass_through(f):
     got = check_to_numpy(f, file_type, mem_type, structured(mem_type, n=[1, 2], s=[b"\xc3\xa9", b"ab"]))
     assert got["s"].tolist() == ["é", "ab"]
     check_from_numpy(f, file_type, mem_type, structured(file_type, n=[1, 2], s=["é", "ab"]))
+
+
+FRESH_PROCESS = """
+import ctypes, sys
+import numpy as np
+from h5py import h5t
+from h5pyvol import datatypes
+
+def vs(cset):
+    tid = h5t.C_S1.copy(); tid.set_size(h5t.VARIABLE); tid.set_cset(cset); return tid
+
+def record(*members):
+    tid = h5t.create(h5t.COMPOUND, 16)
+    for off, (name, member) in enumerate(members):
+        tid.insert(name, 8 * off, member)
+    return tid
+
+mem = record((b"n", h5t.STD_I64BE), (b"s", vs(h5t.CSET_ASCII)))
+file = record((b"s", vs(h5t.CSET_UTF8)), (b"n", h5t.STD_I32LE))
+texts = [ctypes.create_string_buffer(b"\\xc3\\xa9"), ctypes.create_string_buffer(b"ab")]
+buf = np.array([(1, ctypes.addressof(texts[0])), (2, ctypes.addressof(texts[1]))], [("n", ">i8"), ("s", np.uintp)])
+if sys.argv[1] == "write":
+    got = datatypes.to_numpy(mem, file, buf, 2)
+    print(got["s"].tolist(), got["n"].tolist())
+else:
+    out = np.zeros(32, np.uint8)
+    datatypes.from_numpy(file, mem, np.array([("é", 1)], datatypes.dtype_of(file)).repeat(2), out)
+    print([ctypes.string_at(int(p)) for p in out.view([("n", ">i8"), ("s", np.uintp)])["s"]])
+"""
+
+
+@pytest.mark.parametrize(("direction", "expected"), [("write", "['é', 'ab'] [1, 2]"),
+                                                     ("read", "[b'\\xc3\\xa9', b'\\xc3\\xa9']")])
+def test_vlen_cset_pass_through_in_fresh_process(direction, expected):
+    """HDF5 refuses a *new* ASCII <-> UTF-8 vlen path; as the first conversion of a process we must not."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(datatypes.__file__)))
+    code = f"import sys; sys.path.insert(0, {root!r})\n" + FRESH_PROCESS
+    proc = subprocess.run([sys.executable, "-c", code, direction], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
 
 
 def test_vlen_string_errors():

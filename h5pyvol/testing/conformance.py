@@ -212,8 +212,8 @@ class ConnectorConformance:
             f.create_group("b/c")
             f["a"] = 1
             f["b/d"] = 2
-            seen: list[str] = []
-            f.visititems(lambda name, obj: seen.append((name, type(obj).__name__)))
+            seen: list[tuple[str, str]] = []
+            f.visititems(lambda name, obj, seen=seen: seen.append((name, type(obj).__name__)))
             results.append(seen)
         assert results[0] == results[1]
 
@@ -228,7 +228,7 @@ class ConnectorConformance:
                 target.create_dataset("d", data=data)
             assert_same(f["d"][()], n["d"][()])
             assert f["d"].dtype == n["d"].dtype
-            assert_same(f["d"][1:], data[1:])
+            assert_same(f["d"][1:], n["d"][1:])
 
     @pytest.mark.parametrize("sel", list(SELECTIONS), ids=list(SELECTIONS))
     def test_selection_read_write_matches_native(self, open_file, sel):
@@ -283,7 +283,7 @@ class ConnectorConformance:
                 d.resize((4, 4))
             assert_same(f["d"][()], n["d"][()])
             assert f["d"].maxshape == (None, 4) and f["d"].chunks == (2, 2)
-            with pytest.raises(ValueError):
+            with pytest.raises(RuntimeError, match="max"):  # the exception class native HDF5 gives h5py
                 f["d"].resize((4, 5))
 
     def test_wrong_shape_write_is_rejected_and_data_kept(self, open_file):
@@ -310,7 +310,7 @@ class ConnectorConformance:
                 g.attrs["text"] = "héllo"
                 g.attrs["array"] = np.arange(6.0).reshape(2, 3)
                 g.attrs["bytes"] = np.bytes_(b"raw")
-                g.attrs.create("later", shape=(2,), dtype="i2")
+                g.attrs.create("later", data=[5, 6], dtype="i2")
                 g.attrs.modify("int", 4)
                 del g.attrs["bytes"]
             fa, na = f["g"].attrs, n["g"].attrs
