@@ -225,7 +225,8 @@ def structured(tid, **fields):
     return a
 
 
-NUMBERS = ["<i1", "<i2", ">i2", "<u2", ">i4", "<u4", ">u4", "<i8", ">u8", "<f2", "<f4", ">f4", "<f8", ">f8"]
+NUMBERS = [f"{order}{kind}{size}" for kind, sizes in (("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)), ("f", (2, 4, 8)))
+           for size in sizes for order in ("<", ">")]
 
 
 def special_values(dtype):
@@ -266,6 +267,22 @@ def test_numbers_random(f, data):
     file_values = data.draw(hnp.arrays(file_dt, st.integers(1, 20)))
     check_to_numpy(f, t(file_dt), t(mem_dt), mem_values)
     check_from_numpy(f, t(file_dt), t(mem_dt), file_values)
+
+
+TEXT = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=30)
+SEQ = hnp.arrays(np.float64, st.integers(0, 6), elements=st.floats(-1e6, 1e6, allow_nan=False))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(TEXT, SEQ, st.integers(-(2**40), 2**40)), min_size=2, max_size=8))
+def test_vlen_records_random(f, rows):
+    file_type = compound(("s", vlen_str()), ("v", h5t.vlen_create(t("<i2"))), ("n", t("<i4")))
+    mem_type = compound(("n", t(">f8")), ("v", h5t.vlen_create(t(">f8"))), ("s", vlen_str()))
+    texts, seqs, numbers = zip(*rows, strict=True)
+    mem_values = structured(mem_type, s=texts, v=seqs, n=numbers)
+    got = check_to_numpy(f, file_type, mem_type, mem_values)
+    assert got["s"].tolist() == list(texts)
+    check_from_numpy(f, file_type, mem_type, got)
 
 
 def test_overflow_clips_like_hdf5(f):
@@ -525,7 +542,7 @@ def test_compound_with_vlen_members(f):
                     tags=[np.array([1e20, -1e20, 2.5]), np.array([], ">f8"), np.arange(50.0)])
     got = check_to_numpy(f, file_type, mem_type, mv)
     assert got["tags"][0].tolist() == [32767, -32768, 2]
-    assert got["name"].tolist() == names
+    assert got["name"].tolist() == names and all(type(v) is str for v in leaves(got["name"]))
     check_from_numpy(f, file_type, mem_type, fv)
     check_to_numpy(f, file_type, file_type, fv)
     check_from_numpy(f, file_type, file_type, fv)
@@ -584,6 +601,7 @@ def test_vlen_of_compounds(f):
     assert expected == [[(1, b"x"), (2**31 - 1, b"")], [], [(-7, b"z" * 99)]]
     got = datatypes.to_numpy(mem_type, file_type, buf, 3)
     assert [list(zip(seq["a"].tolist(), seq["s"].tolist(), strict=True)) for seq in got] == expected
+    assert all(type(v) is bytes for v in leaves(got))  # ASCII vlen strings are bytes
     # and back: the stored values, read natively in the memory type
     native = read_back(dst, mem_type)
     ours = np.zeros_like(native)
@@ -603,6 +621,7 @@ def test_array_of_vlen_strings(f):
     values = np.array([["a", "bé"], ["", "c" * 50]], dtype=object)
     got = check_to_numpy(f, tid, tid, values)
     assert got.shape == (2, 2) and got.tolist() == values.tolist()
+    assert all(type(v) is str for v in leaves(got))
     check_from_numpy(f, tid, tid, values)
 
 
