@@ -624,7 +624,12 @@ def _check_io(h: NodeHandle, fsel: Selection, msel: Selection) -> None:
 
 
 def _view(buf, dtype: np.dtype, extent: tuple) -> np.ndarray:
-    return np.frombuffer(buf, dtype=dtype).reshape(extent)
+    # numpy expands an array datatype into trailing dimensions.
+    return np.frombuffer(buf, dtype=dtype).reshape(extent + dtype.shape)
+
+
+def _dxpl(dxpl: int):
+    return borrow(dxpl, h5p.PropDXID) if dxpl > 0 else None
 
 
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
@@ -639,22 +644,25 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
     if not datatypes.needs_conversion(mtype, h.file_type):
         mem = _view(buf, h.dtype, extent)
         target = mem if msel.kind == "all" else (mem[msel.index] if msel.is_basic else None)
-        if target is not None and target.shape == fsel.result_shape:
+        if target is not None and target.shape == fsel.result_shape + h.dtype.shape:
             h.node.read(fsel, target)
             return
         tmp = np.empty(fsel.result_shape, h.dtype)
         h.node.read(fsel, tmp)
-        mem[msel.index] = tmp.reshape(msel.result_shape)
+        mem[msel.index] = tmp.reshape(msel.result_shape + h.dtype.shape)
         return
     tmp = np.empty(fsel.result_shape, h.dtype)
     h.node.read(fsel, tmp)
     if msel.kind == "all":
-        datatypes.from_numpy(h.file_type, mtype, tmp, buf)
+        datatypes.from_numpy(h.file_type, mtype, tmp, buf, _dxpl(dxpl))
         return
-    raw = np.empty(fsel.count * msize, np.uint8)
-    datatypes.from_numpy(h.file_type, mtype, tmp, raw)
+    # Convert over the user's current bytes: they are HDF5's background for
+    # compound members the file type lacks.
     elem = np.dtype((np.void, msize))
-    _view(buf, elem, extent)[msel.index] = raw.view(elem).reshape(msel.result_shape)
+    mem = _view(buf, elem, extent)
+    raw = np.ascontiguousarray(mem[msel.index])
+    datatypes.from_numpy(h.file_type, mtype, tmp, raw, _dxpl(dxpl))
+    mem[msel.index] = raw
 
 
 def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
@@ -670,15 +678,15 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
     if not datatypes.needs_conversion(mtype, h.file_type):
         mem = _view(buf, h.dtype, extent)
         data = mem if msel.kind == "all" else mem[msel.index]
-        h.node.write(fsel, data.reshape(fsel.result_shape))
+        h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
         return
     if msel.kind == "all":
-        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count)
+        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl))
     else:
         elem = np.dtype((np.void, msize))
         gathered = np.ascontiguousarray(_view(buf, elem, extent)[msel.index])
-        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count)
-    h.node.write(fsel, data.reshape(fsel.result_shape))
+        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl))
+    h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
 
 
 def dataset_get_space(h: NodeHandle) -> int:
@@ -768,7 +776,7 @@ def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
         return
     data = h.attr.read()
     if datatypes.needs_conversion(mtype, h.file_type):
-        datatypes.from_numpy(h.file_type, mtype, data, buf)
+        datatypes.from_numpy(h.file_type, mtype, data, buf, _dxpl(dxpl))
     else:
         np.copyto(np.frombuffer(buf, h.dtype), data.reshape(-1))
 
@@ -779,10 +787,10 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
     n = h.meta.size
     buf = _plugin().buffer(addr, n * mtype.get_size(), False)
     if datatypes.needs_conversion(mtype, h.file_type):
-        data = datatypes.to_numpy(mtype, h.file_type, buf, n)
+        data = datatypes.to_numpy(mtype, h.file_type, buf, n, _dxpl(dxpl))
     else:
         data = np.frombuffer(buf, h.dtype)
-    h.attr.write(data.reshape(h.meta.shape))
+    h.attr.write(data.reshape(h.meta.shape + h.dtype.shape))
 
 
 def attr_get_acpl(h: AttrHandle) -> int:

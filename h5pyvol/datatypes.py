@@ -9,7 +9,9 @@ Every conversion between two different HDF5 types is done by HDF5 itself
 (``H5Tconvert`` through :func:`h5py.h5t.convert`), so byte order, int/float
 rounding and overflow clipping, enum mapping by name, string padding and
 compound member matching by name are exactly those of native HDF5.  Numpy
-only ever reinterprets bytes; it never casts values.
+only reinterprets bytes (it casts nothing but a connector's array that is
+not in the file dtype, ``same_kind``).  Vlen strings pass their bytes
+through between ASCII and UTF-8, as native dataset I/O does.
 
 Variable-length data become Python objects: ``str`` for UTF-8 and ``bytes``
 for ASCII vlen strings, 1-D numpy arrays of the base dtype for vlen
@@ -58,10 +60,11 @@ _PTR = np.dtype(np.uintp)  # char * of a vlen string
 _HVL = np.dtype([("len", np.uintp), ("p", np.uintp)])  # hvl_t of a vlen sequence
 
 _libc = ctypes.CDLL(None)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
 _libc.calloc.restype = ctypes.c_void_p
 _libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+_libc.strdup.restype = ctypes.c_void_p
+_libc.strdup.argtypes = [ctypes.c_char_p]
+_libc.free.argtypes = [ctypes.c_void_p]
 
 # The libhdf5 h5py is linked with; dlsym searches a module's dependencies.
 # PyDLL keeps the GIL held, so h5py's HDF5 calls in other threads cannot interleave.
@@ -330,18 +333,18 @@ def _malloc_string(value, utf8: bool) -> int:
         raise TypeError(f"vlen string element must be str or bytes, not {type(value).__name__}")
     if b"\0" in value:
         raise ValueError("vlen strings cannot contain NUL characters")
-    p = _libc.malloc(len(value) + 1)
+    p = _libc.strdup(value)  # malloc'd, like HDF5's own vlen strings
     if not p:
         raise MemoryError
-    ctypes.memmove(p, value + b"\0", len(value) + 1)
     return p
 
 
 def _lower(values: np.ndarray, node: _Node, raw: np.ndarray) -> None:
     """Write values (of node.dtype) into the zeroed memory form raw, malloc-ing vlen data.
 
-    Each pointer is stored as soon as it is allocated, so on error H5Treclaim
-    on the whole buffer frees exactly what was allocated.
+    Sequence blocks are zeroed and reach raw as soon as they are allocated,
+    strings once all of a level is allocated (or are freed here on error),
+    so on error H5Treclaim on the whole buffer frees exactly what was allocated.
     """
     if node.kind == "plain":
         raw[...] = values
@@ -351,8 +354,15 @@ def _lower(values: np.ndarray, node: _Node, raw: np.ndarray) -> None:
     elif node.kind == "array":
         _lower(values, node.base, raw)
     elif node.kind == "str":
-        for i, v in enumerate(values.ravel().tolist()):
-            raw.flat[i] = _malloc_string(v, node.utf8)
+        pointers = []
+        try:
+            for v in values.ravel().tolist():
+                pointers.append(_malloc_string(v, node.utf8))
+        except BaseException:
+            for p in pointers:
+                _libc.free(p)
+            raise
+        raw[...] = np.array(pointers, dtype=np.uintp).reshape(raw.shape)
     else:
         base = node.base
         for i, v in enumerate(values.ravel().tolist()):
@@ -456,4 +466,4 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
         dst[:] = tmp[: n * msize]
     finally:
         if ours is not None:
-            pass
+            _reclaim(file_type, ours, n, None)

@@ -1,0 +1,105 @@
+"""Speed of the bridge, through the in-memory connector, against native HDF5.
+
+Prints, all measured in this run:
+- per-call time of metadata and small data calls through h5py, for native
+  HDF5 (core driver, in memory) and for h5pyvol's memory connector;
+- bulk write and read bandwidth of a large float64 dataset for both, and for
+  a plain numpy copy of the same bytes (memcpy), as ratios.
+
+Usage: python bench/bench_memory.py [--gib 1.0] [--calls 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import h5py
+import numpy as np
+
+import h5pyvol
+
+
+def per_call(fn, n: int) -> float:
+    """Best of 3 runs, in microseconds per call."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e6
+
+
+def best_time(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def open_pair(tag: str):
+    native = h5py.File(f"bench-{tag}.h5", "w", driver="core", backing_store=False)
+    vol = h5pyvol.File(f"bench-{tag}.h5", "w", connector="memory")
+    return {"native": native, "h5pyvol": vol}
+
+
+def metadata(calls: int) -> None:
+    files = open_pair("meta")
+    rows = []
+    for name, f in files.items():
+        d = f.create_dataset("d", data=np.arange(10.0))
+        d.attrs["a"] = 1
+        one = np.empty(1)
+        sel = np.s_[3:4]
+        ops = {
+            "attribute exists (H5Aexists)": lambda d=d: h5py.h5a.exists(d.id, b"a"),
+            "dataset shape (H5Dget_space)": lambda d=d: d.id.get_space(),
+            "link exists (H5Lexists)": lambda f=f: f.id.links.exists(b"d"),
+            "1-element read (H5Dread)": lambda d=d, one=one, sel=sel: d.read_direct(one, sel, np.s_[0:1]),
+        }
+        rows.append((name, {k: per_call(v, calls) for k, v in ops.items()}))
+    print(f"\nPer call, microseconds (best of 3 x {calls} calls):")
+    print(f"{'operation':34} {'native':>9} {'h5pyvol':>9} {'added':>8} {'ratio':>7}")
+    for op in rows[0][1]:
+        nat, vol = rows[0][1][op], rows[1][1][op]
+        print(f"{op:34} {nat:9.2f} {vol:9.2f} {vol - nat:8.2f} {vol / nat:7.2f}x")
+    for f in files.values():
+        f.close()
+
+
+def bulk(gib: float) -> None:
+    n = int(gib * 2**30 / 8)
+    src = np.random.default_rng(0).random(n)
+    out = np.empty_like(src)
+    copy_s = best_time(lambda: np.copyto(out, src))
+    results = {}
+    for name, f in open_pair("bulk").items():
+        d = f.create_dataset("x", shape=src.shape, dtype="f8")
+        d[...] = src  # first touch allocates; time the steady state below
+        w = best_time(lambda d=d: d.write_direct(src))
+        r = best_time(lambda d=d: d.read_direct(out))
+        assert np.array_equal(out, src), f"{name}: data read back differs"
+        results[name] = (w, r)
+        f.close()
+    size = src.nbytes / 2**30
+    print(f"\nBulk float64, {size:.2f} GiB, GiB/s (best of 3) and ratio to a numpy copy (memcpy):")
+    print(f"{'':10} {'write':>8} {'x memcpy':>9} {'read':>8} {'x memcpy':>9}")
+    print(f"{'memcpy':10} {size / copy_s:8.2f} {1.0:9.2f} {size / copy_s:8.2f} {1.0:9.2f}")
+    for name, (w, r) in results.items():
+        print(f"{name:10} {size / w:8.2f} {copy_s / w:9.2f} {size / r:8.2f} {copy_s / r:9.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gib", type=float, default=1.0, help="bulk dataset size in GiB (default 1)")
+    parser.add_argument("--calls", type=int, default=20000, help="calls per metadata timing (default 20000)")
+    args = parser.parse_args()
+    metadata(args.calls)
+    bulk(args.gib)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The plugin under valgrind: a C program's full run through the in-memory
+connector (the interpreter started and finalized by the plugin) shows no
+definite leak and no invalid memory access in the plugin's own code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from support import run, vol_env
+
+PLUGIN_FRAME = re.compile(r"(libh5pyvol\.so|: (pv|compat)_\w+ \()")  # every plugin function is pv_* or compat_*
+
+
+def records(log: str) -> list[str]:
+    """valgrind's error and leak records (blank-line separated blocks)."""
+    return [b for b in re.split(r"\n==\d+== \n", log) if "==" in b]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_no_leak_or_invalid_access_in_plugin(compile_c, tmp_path):
+    env = vol_env("memory", PYTHONMALLOC="malloc")  # let valgrind see Python's allocations
+    proc = run(
+        ["valgrind", "--leak-check=full", "--show-leak-kinds=definite", "--num-callers=40",
+         compile_c("roundtrip")],
+        env, cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "ERROR SUMMARY" in proc.stderr, "valgrind did not run"
+    bad = []
+    for rec in records(proc.stderr):
+        frames = [line for line in rec.splitlines() if re.search(r"==\d+==\s+(at|by) ", line)]
+        if "definitely lost" in rec and any(PLUGIN_FRAME.search(f) for f in frames):
+            bad.append(rec)
+        elif re.search(r"Invalid (read|write|free)|Mismatched free", rec) and any(
+                PLUGIN_FRAME.search(f) for f in frames[:3]):
+            bad.append(rec)
+    assert not bad, "\n\n".join(bad[:3])
