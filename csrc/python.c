@@ -114,7 +114,130 @@ static PyObject *plugin_buffer(PyObject *self, PyObject *args)
     return PyMemoryView_FromMemory((char *)(uintptr_t)ptr, size, writable ? PyBUF_WRITE : PyBUF_READ);
 }
 
+/* The data path's hot questions, answered without h5py wrapper objects. */
+static PyObject *plugin_selection(PyObject *self, PyObject *arg)
+{
+    hid_t        sid = (hid_t)PyLong_AsLongLong(arg);
+    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], stride[H5S_MAX_RANK], count[H5S_MAX_RANK],
+                 block[H5S_MAX_RANK];
+    int          rank;
+    hssize_t     n;
+    H5S_sel_type type;
+    PyObject    *shape, *parts[4];
+
+    (void)self;
+    if (PyErr_Occurred())
+        return NULL;
+    if (H5Sget_simple_extent_type(sid) == H5S_NULL)
+        return Py_BuildValue("(()siO)", "none", 0, Py_None);
+    rank = H5Sget_simple_extent_ndims(sid);
+    n    = H5Sget_select_npoints(sid);
+    type = H5Sget_select_type(sid);
+    if (rank < 0 || n < 0 || type < 0 || H5Sget_simple_extent_dims(sid, dims, NULL) < 0) {
+        PyErr_SetString(PyExc_ValueError, "not a valid HDF5 dataspace");
+        return NULL;
+    }
+    if (!(shape = PyTuple_New(rank)))
+        return NULL;
+    for (int i = 0; i < rank; i++)
+        PyTuple_SET_ITEM(shape, i, PyLong_FromUnsignedLongLong(dims[i]));
+    if (type == H5S_SEL_ALL)
+        return Py_BuildValue("(NsLO)", shape, "all", (long long)n, Py_None);
+    if (type == H5S_SEL_NONE || n == 0)
+        return Py_BuildValue("(NsiO)", shape, "none", 0, Py_None);
+    if (type != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(sid) <= 0 || H5Sselect_valid(sid) <= 0 ||
+        H5Sget_regular_hyperslab(sid, start, stride, count, block) < 0) {
+        Py_DECREF(shape);
+        Py_RETURN_NONE; /* points, irregular or invalid: the Python path decides */
+    }
+    {
+        hsize_t *vals[4] = {start, stride, count, block};
+        for (int p = 0; p < 4; p++) {
+            parts[p] = PyTuple_New(rank);
+            for (int i = 0; parts[p] && i < rank; i++)
+                PyTuple_SET_ITEM(parts[p], i, PyLong_FromUnsignedLongLong(vals[p][i]));
+        }
+    }
+    return Py_BuildValue("(NsL(NNNN))", shape, "hyperslab", (long long)n, parts[0], parts[1], parts[2], parts[3]);
+}
+
+static PyObject *plugin_same_type(PyObject *self, PyObject *args)
+{
+    long long a, b;
+    htri_t    eq;
+    size_t    size;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "LL", &a, &b))
+        return NULL;
+    eq   = H5Tequal((hid_t)a, (hid_t)b);
+    size = H5Tget_size((hid_t)a);
+    if (eq < 0 || size == 0) {
+        PyErr_SetString(PyExc_TypeError, "not a valid HDF5 datatype");
+        return NULL;
+    }
+    return Py_BuildValue("(Nn)", PyBool_FromLong(eq > 0), (Py_ssize_t)size);
+}
+
+static PyObject *plugin_copy_type(PyObject *self, PyObject *arg)
+{
+    hid_t copy;
+
+    (void)self;
+    if ((copy = H5Tcopy((hid_t)PyLong_AsLongLong(arg))) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "not a valid HDF5 datatype");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)copy);
+}
+
+/* A new dataspace: None for null, () for scalar, else dims and max dims (-1: unlimited). */
+static PyObject *plugin_make_space(PyObject *self, PyObject *args)
+{
+    PyObject  *shape, *maxshape;
+    hsize_t    dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
+    Py_ssize_t rank;
+    hid_t      sid;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &shape, &maxshape))
+        return NULL;
+    if (shape == Py_None)
+        sid = H5Screate(H5S_NULL);
+    else if (!PyTuple_Check(shape) || (rank = PyTuple_GET_SIZE(shape)) > H5S_MAX_RANK) {
+        PyErr_SetString(PyExc_ValueError, "shape must be a tuple of at most 32 dimensions");
+        return NULL;
+    }
+    else if (rank == 0)
+        sid = H5Screate(H5S_SCALAR);
+    else {
+        for (Py_ssize_t i = 0; i < rank; i++) {
+            dims[i] = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape, i));
+            if (maxshape != Py_None) {
+                PyObject *m = PyTuple_GetItem(maxshape, i);
+                maxdims[i]  = (!m || m == Py_None) ? H5S_UNLIMITED : PyLong_AsUnsignedLongLong(m);
+            }
+        }
+        if (PyErr_Occurred())
+            return NULL;
+        sid = H5Screate_simple((int)rank, dims, maxshape == Py_None ? NULL : maxdims);
+    }
+    if (sid < 0) {
+        PyErr_SetString(PyExc_ValueError, "HDF5 could not create the dataspace");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)sid);
+}
+
 static PyMethodDef plugin_methods[] = {
+    {"copy_type", plugin_copy_type, METH_O, "copy_type(type_id) -> a new datatype id (H5Tcopy)"},
+    {"make_space", plugin_make_space, METH_VARARGS,
+     "make_space(shape or None, maxshape or None) -> a new dataspace id"},
+    {"selection", plugin_selection, METH_O,
+     "selection(space_id) -> (shape, kind, count, regular) for all/none/regular hyperslabs, else None"},
+    {"same_type", plugin_same_type, METH_VARARGS,
+     "same_type(mem_type_id, file_type_id) -> (equal, size of the memory type)"},
     {"buffer", plugin_buffer, METH_VARARGS,
      "buffer(address, nbytes, writable) -> memoryview over HDF5's buffer (valid only during the callback)"},
     {NULL, NULL, 0, NULL}};

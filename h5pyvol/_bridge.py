@@ -14,6 +14,7 @@ datatype conversion), and the text of errors.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import posixpath
 import sys
@@ -135,7 +136,9 @@ class NodeHandle:
         meta = self.node.meta
         self.meta = meta
         self.file_type = decode_type(meta.hdf5_type)
+        self.file_type_id = self.file_type.id
         self.dtype = datatypes.dtype_of(self.file_type)
+        self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
 
     def close(self) -> None:
         self.state.users -= 1
@@ -403,15 +406,9 @@ def _attr_info(owner: api.Node, name: str, meta: api.ArrayMeta) -> tuple:
     return (True, corder, cset, meta.size * meta.dtype.itemsize)
 
 
-def _space_of(meta: api.ArrayMeta) -> h5s.SpaceID:
-    if meta.null:
-        return h5s.create(h5s.NULL)
-    if meta.shape == ():
-        return h5s.create(h5s.SCALAR)
-    maxshape = None
-    if meta.maxshape is not None:
-        maxshape = tuple(h5s.UNLIMITED if m is None else m for m in meta.maxshape)
-    return h5s.create_simple(meta.shape, maxshape)
+def _new_space(meta: api.ArrayMeta) -> int:
+    """A new dataspace id for the caller to own."""
+    return _plugin().make_space(None if meta.null else meta.shape, meta.maxshape)
 
 
 def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"") -> api.ArrayMeta:
@@ -602,13 +599,20 @@ def dataset_close(h: NodeHandle) -> None:
     h.close()
 
 
+def _selection(space: int) -> Selection:
+    quick = _plugin().selection(space)  # all, none and regular hyperslabs, from C
+    if quick is None:
+        return Selection.from_space(borrow(space, h5s.SpaceID))
+    shape, kind, count, regular = quick
+    return Selection(shape, kind, count, regular=regular)
+
+
 def _selections(shape: tuple[int, ...], mem_space: int, file_space: int) -> tuple[Selection, Selection, tuple]:
     """File and memory selections, and the memory buffer's extent."""
-    fsel = Selection.everything(shape) if file_space == 0 else Selection.from_space(borrow(file_space, h5s.SpaceID))
+    fsel = Selection.everything(shape) if file_space == 0 else _selection(file_space)
     if mem_space == 0:
         return fsel, fsel, shape
-    mspace = borrow(mem_space, h5s.SpaceID)
-    msel = Selection.from_space(mspace)
+    msel = _selection(mem_space)
     return fsel, msel, msel.shape
 
 
@@ -635,13 +639,12 @@ def _dxpl(dxpl: int):
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
-    mtype = borrow(mem_type, h5t.typewrap)
-    msize = mtype.get_size()
-    nbytes = int(np.prod(extent, dtype=np.int64)) * msize
+    equal, msize = _plugin().same_type(mem_type, h.file_type_id)
+    nbytes = math.prod(extent) * msize
     buf = _plugin().buffer(addr, nbytes, True)
     if fsel.count == 0:
         return
-    if not datatypes.needs_conversion(mtype, h.file_type):
+    if equal and h.plain:
         mem = _view(buf, h.dtype, extent)
         target = mem if msel.kind == "all" else (mem[msel.index] if msel.is_basic else None)
         if target is not None and target.shape == fsel.result_shape + h.dtype.shape:
@@ -651,6 +654,7 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
         h.node.read(fsel, tmp)
         mem[msel.index] = tmp.reshape(msel.result_shape + h.dtype.shape)
         return
+    mtype = borrow(mem_type, h5t.typewrap)
     tmp = np.empty(fsel.result_shape, h.dtype)
     h.node.read(fsel, tmp)
     if msel.kind == "all":
@@ -669,17 +673,17 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
     h.state.check_writable()
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
-    mtype = borrow(mem_type, h5t.typewrap)
-    msize = mtype.get_size()
-    nbytes = int(np.prod(extent, dtype=np.int64)) * msize
+    equal, msize = _plugin().same_type(mem_type, h.file_type_id)
+    nbytes = math.prod(extent) * msize
     buf = _plugin().buffer(addr, nbytes, False)
     if fsel.count == 0:
         return
-    if not datatypes.needs_conversion(mtype, h.file_type):
+    if equal and h.plain:
         mem = _view(buf, h.dtype, extent)
         data = mem if msel.kind == "all" else mem[msel.index]
         h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
         return
+    mtype = borrow(mem_type, h5t.typewrap)
     if msel.kind == "all":
         data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl))
     else:
@@ -690,11 +694,11 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
 
 
 def dataset_get_space(h: NodeHandle) -> int:
-    return detach(_space_of(h.meta))
+    return _new_space(h.meta)
 
 
 def dataset_get_type(h: NodeHandle) -> int:
-    return detach(decode_type(h.meta.hdf5_type))
+    return _plugin().copy_type(h.file_type_id)
 
 
 def dataset_get_dcpl(h: NodeHandle) -> int:
@@ -814,11 +818,11 @@ def attr_get_name(h, loc) -> str:
 
 
 def attr_get_space(h: AttrHandle) -> int:
-    return detach(_space_of(h.meta))
+    return _new_space(h.meta)
 
 
 def attr_get_type(h: AttrHandle) -> int:
-    return detach(decode_type(h.meta.hdf5_type))
+    return _plugin().copy_type(h.file_type.id)
 
 
 def attr_get_storage_size(h: AttrHandle) -> int:
@@ -1135,11 +1139,17 @@ def object_refresh(h) -> None:
 # ---------------------------------------------------------------- plugin access
 
 
+_plugin_module = None
+
+
 def _plugin():
     """h5pyvol._plugin: exists only inside the C plugin."""
-    from . import _plugin as plugin  # type: ignore[attr-defined]
+    global _plugin_module
+    if _plugin_module is None:
+        from . import _plugin as plugin  # type: ignore[attr-defined]
 
-    return plugin
+        _plugin_module = plugin
+    return _plugin_module
 
 
 # ---------------------------------------------------------------- tracing
