@@ -70,7 +70,7 @@ def parse_output(text: str) -> GroupResult:
                 header = name
             pending = last = name
         found = RESULT_AT_END.search(line)
-        if found and (m or line.strip() in RESULTS):
+        if found and (m or pending or line.strip() in RESULTS):  # progress text may precede a result
             kind = RESULTS[found.group(1)]
             setattr(res, kind, getattr(res, kind) + 1)
             who = pending or last or "?"
