@@ -1,0 +1,103 @@
+"""Bad input gets a clear error naming the cause, never a crash, and a failed
+write leaves earlier data intact: in h5py (in-process and through the
+environment variable) and in C programs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from support import run, run_python, vol_env
+
+import h5pyvol
+
+TESTS = Path(__file__).resolve().parent
+FAILING = "failing_connector:FailingConnector"
+
+
+@pytest.fixture(autouse=True)
+def importable_test_connectors(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_exception_in_connector_reaches_h5py_and_keeps_data():
+    with h5pyvol.File("fail.h5", "w", connector=FAILING) as f:
+        d = f.create_dataset("d", data=np.arange(5.0))
+        with pytest.raises(OSError, match=r"h5pyvol: RuntimeError: disk on fire \[failing_connector.py:\d+ in write\]"):
+            d[...] = -1
+        np.testing.assert_array_equal(d[...], np.arange(5.0))
+
+
+def test_exception_in_connector_through_environment(tmp_path):
+    code = textwrap.dedent(
+        """
+        import h5py, numpy as np
+        f = h5py.File("x.h5", "w")
+        f["d"] = np.arange(3)
+        try:
+            f["d"][0] = 7
+        except OSError as e:
+            print("raised:", e)
+        print("kept:", f["d"][:].tolist())
+        """
+    )
+    env = vol_env(FAILING, PYTHONPATH=str(TESTS))
+    proc = run_python(code, env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "RuntimeError: disk on fire" in proc.stdout
+    assert "kept: [0, 1, 2]" in proc.stdout
+
+
+def test_connector_constructor_error_is_reported():
+    with pytest.raises(OSError, match="ValueError: cannot reach the store"):
+        h5pyvol.File("b.h5", "w", connector="failing_connector:BrokenConnector", url="x")
+
+
+def test_unknown_connector_in_process():
+    with pytest.raises(OSError, match="unknown connector 'nosuch'; installed connectors: memory"):
+        h5pyvol.File("u.h5", "w", connector="nosuch")
+
+
+def test_not_a_connector_class():
+    with pytest.raises(OSError, match="not a subclass of h5pyvol.connector.Connector"):
+        h5pyvol.File("n.h5", "w", connector="numpy:ndarray")
+
+
+def test_malformed_option_is_rejected_before_hdf5():
+    with pytest.raises(ValueError, match="may not contain ';'"):
+        h5pyvol.File("o.h5", "w", connector="memory", bad="a;b")
+
+
+def test_wrong_object_kind():
+    with h5pyvol.File("kind.h5", "w") as f:
+        f.create_group("g")
+        with pytest.raises(Exception, match="'/g' is not a dataset"):
+            h5py.h5d.open(f.id, b"g")
+
+
+def test_selection_outside_dataset():
+    with h5pyvol.File("sel.h5", "w") as f:
+        d = f.create_dataset("d", data=np.arange(10))
+        fspace = h5py.h5s.create_simple((20,))
+        fspace.select_hyperslab((15,), (2,))
+        with pytest.raises(Exception, match="outside the dataset's shape"):
+            d.id.read(h5py.h5s.create_simple((2,)), fspace, np.empty(2, "i8"))
+
+
+def test_count_mismatch_between_selections():
+    with h5pyvol.File("cnt.h5", "w") as f:
+        d = f.create_dataset("d", data=np.arange(10))
+        fspace = d.id.get_space()
+        fspace.select_hyperslab((0,), (4,))
+        with pytest.raises(Exception, match="memory selection has 3 elements but the file selection has 4"):
+            d.id.read(h5py.h5s.create_simple((3,)), fspace, np.empty(3, "i8"))
+
+
+def test_c_program_sees_connector_exception(compile_c, tmp_path):
+    proc = run([compile_c("failed_write")], vol_env(FAILING, PYTHONPATH=str(TESTS)), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "second write: failed; message on the error stack: yes" in proc.stdout
+    assert "data kept: yes" in proc.stdout
