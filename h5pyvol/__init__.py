@@ -36,16 +36,32 @@ def _set_fapl(plist: h5py.h5p.PropFAID, h5pyvol_spec: str) -> None:
     set_connector(plist, h5pyvol_spec)
 
 
-def File(name: str, mode: str = "r", connector: str = "memory", *, track_order: bool | None = None,
+# URL schemes that choose a connector: scheme://container/key -> (connector, option for container)
+URL_SCHEMES = {"s3": ("s3", "bucket"), "rados": ("rados", "pool")}
+
+
+def File(name: str, mode: str = "r", connector: str | None = None, *, track_order: bool | None = None,
          **options: Any) -> h5py.File:
     """Open an HDF5 file through an h5pyvol connector; returns an ordinary h5py.File.
 
     `connector` is an installed connector's name (``memory``...) or
     ``package.module:Class``; `options` become its ``key=value`` options.
+    A name like ``s3://bucket/key.h5`` or ``rados://pool/name`` chooses the
+    connector and its bucket or pool. The default connector is ``memory``.
     No environment variable is needed: the connector is set on the file's
     access property list.
     """
-    spec = connector_string(connector, **options)
+    scheme, sep, rest = name.partition("://")
+    if sep and scheme in URL_SCHEMES:
+        implied, container_option = URL_SCHEMES[scheme]
+        if connector not in (None, implied):
+            raise ValueError(f"{name!r} names the {implied!r} connector, but connector={connector!r} was given")
+        container, _, name = rest.partition("/")
+        if not container or not name:
+            raise ValueError(f"{name!r} is not of the form {scheme}://{container_option.upper()}/NAME")
+        connector = implied
+        options.setdefault(container_option, container)
+    spec = connector_string(connector or "memory", **options)
     if _DRIVER not in h5py.registered_drivers():
         h5py.register_driver(_DRIVER, _set_fapl)
     return h5py.File(name, mode, driver=_DRIVER, track_order=track_order, h5pyvol_spec=spec)

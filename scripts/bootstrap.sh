@@ -152,7 +152,7 @@ ensure_venv() { # $1 = HDF5 prefix
 install_project() { # $1 = HDF5 prefix
   step "installing h5pyvol into $VENV"
   HDF5_DIR="$1" "$VENV/bin/pip" install -q --no-build-isolation --no-deps \
-    -Cbuild-dir="$CACHE/build/h5pyvol-$(printf '%s' "$1" | sha1sum | cut -c1-12)" "$REPO"
+    -Cbuild-dir="$CACHE/build/h5pyvol-$(printf '%s %s' "$1" "$VENV" | sha1sum | cut -c1-12)" "$REPO"
 }
 
 main() {
