@@ -7,7 +7,7 @@ Subclass `ConnectorConformance` in a test module, set `connector` (and
 
     class TestMyStore(ConnectorConformance):
         connector = "mystore"                # or "package.module:Class"
-        options = {"root": "/tmp/store"}
+        options = {"root": "/tmp/store"}     # or override the connector_options fixture
 
 Each check works through h5py, as users do, and most compare the result with
 the same calls on a native HDF5 file (the in-memory "core" driver), so the
@@ -103,13 +103,19 @@ class ConnectorConformance:
         return registry.connector_class(self.connector)
 
     @pytest.fixture
-    def open_file(self):
+    def connector_options(self) -> dict[str, str]:
+        """The connector's options. Override this fixture when they are only
+        known at run time (a server's address, say)."""
+        return dict(self.options)
+
+    @pytest.fixture
+    def open_file(self, connector_options):
         """open_file(name, mode) -> h5py.File through the connector; names are unique per test."""
         opened: list[h5py.File] = []
         prefix = f"conformance-{uuid.uuid4().hex[:12]}"
 
         def opener(name: str = "f.h5", mode: str = "a", **kw: Any) -> h5py.File:
-            f = h5pyvol.File(f"{prefix}-{name}", mode, self.connector, **self.options, **kw)
+            f = h5pyvol.File(f"{prefix}-{name}", mode, self.connector, **connector_options, **kw)
             opened.append(f)
             return f
 
