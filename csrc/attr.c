@@ -223,8 +223,7 @@ static herr_t pv_attr_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl
     (void)obj;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only attribute operation %d is not supported", args->op_type);
-    return -1;
+    return pv_unsupported(__func__, "attribute", args->op_type);
 }
 
 static herr_t pv_attr_close(void *attr, hid_t dxpl_id, void **req)

@@ -147,8 +147,7 @@ static herr_t pv_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t d
     (void)obj;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only dataset operation %d is not supported", args->op_type);
-    return -1;
+    return pv_unsupported(__func__, "dataset", args->op_type);
 }
 
 static herr_t pv_dataset_close(void *dset, hid_t dxpl_id, void **req)

@@ -97,8 +97,7 @@ static herr_t pv_datatype_optional(void *obj, H5VL_optional_args_t *args, hid_t 
     (void)obj;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only datatype operation %d is not supported", args->op_type);
-    return -1;
+    return pv_unsupported(__func__, "datatype", args->op_type);
 }
 
 static herr_t pv_datatype_close(void *dt, hid_t dxpl_id, void **req)

@@ -218,8 +218,7 @@ static herr_t pv_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl
     (void)obj;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only file operation %d is not supported", args->op_type);
-    return -1;
+    return pv_unsupported(__func__, "file", args->op_type);
 }
 
 static herr_t pv_file_close(void *obj, hid_t dxpl_id, void **req)

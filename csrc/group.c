@@ -143,8 +143,7 @@ static herr_t pv_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxp
     (void)req;
     if (args->op_type == H5VL_NATIVE_GROUP_GET_OBJINFO)
         return get_objinfo(obj, &((H5VL_native_group_optional_args_t *)args->args)->get_objinfo, __func__);
-    pv_push_error(__func__, "h5pyvol: native-only group operation %d is not supported", args->op_type);
-    return -1;
+    return pv_unsupported(__func__, "group", args->op_type);
 }
 
 static herr_t pv_group_close(void *grp, hid_t dxpl_id, void **req)

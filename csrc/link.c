@@ -190,11 +190,10 @@ static herr_t pv_link_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_opt
                                hid_t dxpl_id, void **req)
 {
     (void)obj;
-    (void)loc;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only link operation %d is not supported", args->op_type);
-    return -1;
+    (void)loc;
+    return pv_unsupported(__func__, "link", args->op_type);
 }
 
 const H5VL_link_class_t pv_link_cls = {pv_link_create, pv_link_copy,     pv_link_move,

@@ -187,11 +187,10 @@ static herr_t pv_object_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_o
                                  hid_t dxpl_id, void **req)
 {
     (void)obj;
-    (void)loc;
     (void)dxpl_id;
     (void)req;
-    pv_push_error(__func__, "h5pyvol: native-only object operation %d is not supported", args->op_type);
-    return -1;
+    (void)loc;
+    return pv_unsupported(__func__, "object", args->op_type);
 }
 
 const H5VL_object_class_t pv_object_cls = {pv_object_open, pv_object_copy, pv_object_get, pv_object_specific,

@@ -72,6 +72,8 @@ herr_t pv_close(enum pv_fn fn, void *obj, const char *func);
 
 /* Moves the current Python exception onto the HDF5 error stack. */
 void pv_push_python_error(const char *func);
+/* Pushes "native-only KIND operation N is not supported"; returns -1. */
+herr_t pv_unsupported(const char *func, const char *kind, int op_type);
 /* Pushes a plain message onto the HDF5 error stack. */
 void pv_push_error(const char *func, const char *fmt, ...);
 

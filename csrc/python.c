@@ -57,6 +57,12 @@ void pv_push_error(const char *func, const char *fmt, ...)
         H5Epush2(H5E_DEFAULT, __FILE__, func, __LINE__, err_class, err_major, err_minor, "%s", msg);
 }
 
+herr_t pv_unsupported(const char *func, const char *kind, int op_type)
+{
+    pv_push_error(func, "h5pyvol: native-only %s operation %d is not supported", kind, op_type);
+    return -1;
+}
+
 void pv_push_python_error(const char *func)
 {
     PyObject *type, *value, *tb, *text = NULL;

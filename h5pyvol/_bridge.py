@@ -196,6 +196,11 @@ def untoken16(raw: bytes) -> bytes:
     return raw[1 : 1 + raw[0]]
 
 
+def _close(h) -> None:
+    """Every *_close callback: the handle releases what it holds."""
+    h.close()
+
+
 # ---------------------------------------------------------------- paths
 
 
@@ -471,8 +476,7 @@ def file_open(spec: str, name: str, flags: int, fapl: int) -> FileHandle:
     return FileHandle(FileState(conn, file, name, flags, fapl, -1))
 
 
-def file_close(h: FileHandle) -> None:
-    h.close()
+file_close = _close
 
 
 def file_get_fapl(h) -> int:
@@ -531,16 +535,20 @@ def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
     return NodeHandle(state, node, path)
 
 
-def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
+def _open_node(h, loc, name: str, kind: type, what: str) -> NodeHandle:
+    """Open the node at `name` from the location, checking it is a `kind`."""
     state, base, base_path = _locate(h, loc)
     node, path = _walk(state, base, base_path, name)
-    if not isinstance(node, api.Group):
-        raise TypeError(f"{path or name!r} is not a group")
+    if not isinstance(node, kind):
+        raise TypeError(f"{path or name!r} is not {what}")
     return NodeHandle(state, node, path)
 
 
-def group_close(h: NodeHandle) -> None:
-    h.close()
+def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
+    return _open_node(h, loc, name, api.Group, "a group")
+
+
+group_close = _close
 
 
 def group_get_gcpl(h) -> int:
@@ -588,15 +596,10 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
 
 
 def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:
-    state, base, base_path = _locate(h, loc)
-    node, path = _walk(state, base, base_path, name)
-    if not isinstance(node, api.Dataset):
-        raise TypeError(f"{path or name!r} is not a dataset")
-    return NodeHandle(state, node, path)
+    return _open_node(h, loc, name, api.Dataset, "a dataset")
 
 
-def dataset_close(h: NodeHandle) -> None:
-    h.close()
+dataset_close = _close
 
 
 def _selection(space: int) -> Selection:
@@ -768,8 +771,7 @@ def attr_open(h, loc, name, aapl: int) -> AttrHandle:
     return AttrHandle(state, owner, attr, name)
 
 
-def attr_close(h: AttrHandle) -> None:
-    h.close()
+attr_close = _close
 
 
 def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
@@ -872,15 +874,10 @@ def datatype_commit(h, loc, name, type_id: int, lcpl: int, tcpl: int, tapl: int)
 
 
 def datatype_open(h, loc, name: str, tapl: int) -> NodeHandle:
-    state, base, base_path = _locate(h, loc)
-    node, path = _walk(state, base, base_path, name)
-    if not isinstance(node, api.Datatype):
-        raise TypeError(f"{path or name!r} is not a committed datatype")
-    return NodeHandle(state, node, path)
+    return _open_node(h, loc, name, api.Datatype, "a committed datatype")
 
 
-def datatype_close(h: NodeHandle) -> None:
-    h.close()
+datatype_close = _close
 
 
 def datatype_get_binary(h: NodeHandle) -> bytes:
@@ -1158,13 +1155,13 @@ _NOT_CALLBACKS = {"describe_exception", "token16", "untoken16", "borrow", "detac
                   "decode_plist", "decode_type"}
 
 
-def _traced(fn):
+def _traced(name: str, fn):
     def wrapper(*args):
         shown = ", ".join(repr(a) for a in args)
-        print(f"h5pyvol: {fn.__name__}({shown})", file=sys.stderr, flush=True)
+        print(f"h5pyvol: {name}({shown})", file=sys.stderr, flush=True)
         return fn(*args)
 
-    wrapper.__name__ = fn.__name__
+    wrapper.__name__ = name
     return wrapper
 
 
@@ -1173,4 +1170,4 @@ if os.environ.get("H5PYVOL_TRACE"):
     for _name, _fn in list(globals().items()):
         if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \
                 and _name not in _NOT_CALLBACKS and not isinstance(_fn, type):
-            globals()[_name] = _traced(_fn)
+            globals()[_name] = _traced(_name, _fn)
