@@ -33,3 +33,10 @@ class FailingConnector(MemoryConnector):
 class BrokenConnector(MemoryConnector):
     def __init__(self, **options):
         raise ValueError(f"cannot reach the store with options {options}")
+
+
+class PlainConnector(MemoryConnector):
+    """The memory connector claiming fewer features, for the capability tests."""
+
+    supports_soft_links = False
+    supports_attributes = False
