@@ -25,7 +25,7 @@ from h5py import h5d, h5p, h5s, h5t
 
 from . import connector as api
 from . import datatypes, registry
-from ._hdf5 import borrow, decode_plist, decode_type, detach, encode_plist
+from ._hdf5 import borrow, decode_plist, decode_type, detach, encode_dcpl, encode_plist
 from .selection import Selection
 
 # HDF5 constants (stable parts of its public ABI).
@@ -584,7 +584,7 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
 
 
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
-    dcpl_blob = encode_plist(dcpl) if dcpl > 0 else b""
+    dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob)
     layout = decode_plist(dcpl_blob).get_layout() if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout != h5d.CHUNKED:

@@ -55,6 +55,8 @@ def lib() -> ctypes.CDLL:
         "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
         "H5Pdecode": (_hid_t, [ctypes.c_void_p]),
+        "H5Pget_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Pset_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(h, name)
@@ -114,6 +116,35 @@ def encode_plist(plist_id: int) -> bytes:
     buf = ctypes.create_string_buffer(size.value)
     _check(h.H5Pencode2(plist_id, buf, ctypes.byref(size), H5P_DEFAULT), "H5Pencode2")
     return buf.raw[: size.value]
+
+
+def encode_dcpl(dcpl_id: int, type_id: int) -> bytes:
+    """Dataset creation properties as bytes that stay valid in any process.
+
+    H5Pencode stores a fill value's raw memory, so a fill value of a
+    variable-length type would be stored as a pointer. As native HDF5 does at
+    dataset creation, the fill value is first converted to the dataset's own
+    type; when that type holds pointers too, the fill value is left undefined.
+    """
+    plist = borrow(dcpl_id, h5p.PropDCID)
+    if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED:
+        return encode_plist(dcpl_id)
+    h = lib()
+    copy = plist.copy()
+    ftype = borrow(type_id, h5t.typewrap)
+    if _holds_pointers(ftype):
+        _check(h.H5Pset_fill_value(copy.id, type_id, None), "H5Pset_fill_value")
+    else:
+        value = ctypes.create_string_buffer(ftype.get_size())
+        _check(h.H5Pget_fill_value(dcpl_id, type_id, value), "H5Pget_fill_value")
+        _check(h.H5Pset_fill_value(copy.id, type_id, value), "H5Pset_fill_value")
+    return encode_plist(copy.id)
+
+
+def _holds_pointers(tid: h5t.TypeID) -> bool:
+    from .datatypes import has_vlen
+
+    return has_vlen(tid) or tid.detect_class(h5t.REFERENCE)
 
 
 def decode_plist(blob: bytes, cls: type = h5p.PropDCID) -> h5p.PropID:
