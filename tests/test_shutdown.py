@@ -14,7 +14,10 @@ def test_c_program_exits_with_open_objects(compile_c, tmp_path):
 
 
 def test_h5py_program_exits_with_open_objects_via_environment(tmp_path):
-    code = "import h5py\nf = h5py.File('x.h5', 'w')\nd = f.create_dataset('d', data=[1, 2])\ng = f.create_group('g')\nprint('bye')"
+    code = (
+        "import h5py\nf = h5py.File('x.h5', 'w')\nd = f.create_dataset('d', data=[1, 2])\n"
+        "g = f.create_group('g')\nprint('bye')"
+    )
     proc = run_python(code, vol_env("memory"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "bye" and proc.stderr == ""
