@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -19,6 +20,7 @@ from h5py import h5d, h5i, h5p, h5t
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 CONNECTOR_NAME = "h5pyvol"
 
+_LIBHDF5 = re.compile(r"libhdf5(-[0-9a-f]+)?\.so")
 _hid_t = ctypes.c_int64
 _herr_t = ctypes.c_int
 H5P_DEFAULT = 0
@@ -30,8 +32,9 @@ def loaded_libhdf5() -> str:
     with open("/proc/self/maps") as maps:
         for line in maps:
             path = line.rstrip("\n").split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
-            name = os.path.basename(path)
-            if name.startswith("libhdf5") and ".so" in name and "_hl" not in name and path not in candidates:
+            # libhdf5.so.N, or an h5py wheel's libhdf5-<hash>.so; not libhdf5_hl,
+            # libhdf5_tools or libhdf5_test, which are other libraries.
+            if _LIBHDF5.match(os.path.basename(path)) and path not in candidates:
                 candidates.append(path)
     if not candidates:
         raise RuntimeError("h5py is imported but no libhdf5 is mapped into this process")
