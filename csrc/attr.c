@@ -13,6 +13,10 @@ static void *pv_attr_create(void *obj, const H5VL_loc_params_t *loc, const char 
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(acpl_id, H5P_ATTRIBUTE_CREATE, "attribute creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(aapl_id, H5P_ATTRIBUTE_ACCESS, "attribute access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_attr_create, __func__, 7, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(type_id),
@@ -29,6 +33,8 @@ static void *pv_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *n
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(aapl_id, H5P_ATTRIBUTE_ACCESS, "attribute access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_attr_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(aapl_id));

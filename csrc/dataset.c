@@ -13,6 +13,12 @@ static void *pv_dataset_create(void *obj, const H5VL_loc_params_t *loc, const ch
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(dcpl_id, H5P_DATASET_CREATE, "dataset creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(dapl_id, H5P_DATASET_ACCESS, "dataset access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_dataset_create, __func__, 8, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(lcpl_id),
@@ -29,6 +35,8 @@ static void *pv_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(dapl_id, H5P_DATASET_ACCESS, "dataset access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_dataset_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(dapl_id));

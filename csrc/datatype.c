@@ -13,6 +13,12 @@ static void *pv_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const c
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(tcpl_id, H5P_DATATYPE_CREATE, "datatype creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(tapl_id, H5P_DATATYPE_ACCESS, "datatype access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_datatype_commit, __func__, 7, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(type_id),
@@ -29,6 +35,8 @@ static void *pv_datatype_open(void *obj, const H5VL_loc_params_t *loc, const cha
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(tapl_id, H5P_DATATYPE_ACCESS, "datatype access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_datatype_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(tapl_id));

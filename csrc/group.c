@@ -14,6 +14,12 @@ static void *pv_group_create(void *obj, const H5VL_loc_params_t *loc, const char
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(gcpl_id, H5P_GROUP_CREATE, "group creation", __func__) < 0)
+        return NULL;
+    if (pv_check_plist(gapl_id, H5P_GROUP_ACCESS, "group access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_group_create, __func__, 6, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(lcpl_id),
@@ -30,6 +36,8 @@ static void *pv_group_open(void *obj, const H5VL_loc_params_t *loc, const char *
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(gapl_id, H5P_GROUP_ACCESS, "group access", __func__) < 0)
+        return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_group_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(gapl_id));

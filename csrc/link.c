@@ -13,6 +13,10 @@ static herr_t pv_link_create(H5VL_link_create_args_t *args, void *obj, const H5V
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return -1;
+    if (pv_check_plist(lapl_id, H5P_LINK_ACCESS, "link access", __func__) < 0)
+        return -1;
     if (pv_enter(&gil, __func__) < 0)
         return -1;
     switch (args->op_type) {
@@ -44,6 +48,10 @@ static herr_t copy_or_move(enum pv_fn fn, void *src, const H5VL_loc_params_t *lo
     PyGILState_STATE gil;
     herr_t           ret;
 
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return -1;
+    if (pv_check_plist(lapl_id, H5P_LINK_ACCESS, "link access", __func__) < 0)
+        return -1;
     if (pv_enter(&gil, func) < 0)
         return -1;
     ret = pv_call_void(fn, func, 6, pv_ref(src), pv_loc(loc1), pv_ref(dst), pv_loc(loc2), pv_hid(lcpl_id),

@@ -37,6 +37,10 @@ static herr_t pv_object_copy(void *src, const H5VL_loc_params_t *loc1, const cha
 
     (void)dxpl_id;
     (void)req;
+    if (pv_check_plist(ocpypl_id, H5P_OBJECT_COPY, "object copy", __func__) < 0)
+        return -1;
+    if (pv_check_plist(lcpl_id, H5P_LINK_CREATE, "link creation", __func__) < 0)
+        return -1;
     if (pv_enter(&gil, __func__) < 0)
         return -1;
     ret = pv_call_void(PV_FN_object_copy, __func__, 8, pv_ref(src), pv_loc(loc1), pv_str(src_name), pv_ref(dst),

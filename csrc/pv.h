@@ -72,6 +72,10 @@ herr_t pv_close(enum pv_fn fn, void *obj, const char *func);
 
 /* Moves the current Python exception onto the HDF5 error stack. */
 void pv_push_python_error(const char *func);
+/* 0 if `id` is H5P_DEFAULT or a property list of class `cls`; otherwise
+ * pushes "invalid WHAT property list" and returns -1 (HDF5 leaves this
+ * check to connectors). */
+int pv_check_plist(hid_t id, hid_t cls, const char *what, const char *func);
 /* Pushes "native-only KIND operation N is not supported"; returns -1. */
 herr_t pv_unsupported(const char *func, const char *kind, int op_type);
 /* Pushes a plain message onto the HDF5 error stack. */

@@ -57,6 +57,23 @@ void pv_push_error(const char *func, const char *fmt, ...)
         H5Epush2(H5E_DEFAULT, __FILE__, func, __LINE__, err_class, err_major, err_minor, "%s", msg);
 }
 
+int pv_check_plist(hid_t id, hid_t cls, const char *what, const char *func)
+{
+    htri_t ok = -1;
+
+    if (id == H5P_DEFAULT)
+        return 0;
+    H5E_BEGIN_TRY
+    {
+        ok = H5Pisa_class(id, cls);
+    }
+    H5E_END_TRY
+    if (ok > 0)
+        return 0;
+    pv_push_error(func, "h5pyvol: invalid %s property list (id %lld)", what, (long long)id);
+    return -1;
+}
+
 herr_t pv_unsupported(const char *func, const char *kind, int op_type)
 {
     pv_push_error(func, "h5pyvol: native-only %s operation %d is not supported", kind, op_type);
@@ -236,7 +253,33 @@ static PyObject *plugin_make_space(PyObject *self, PyObject *args)
     return PyLong_FromLongLong((long long)sid);
 }
 
+/* A new default property list of a class h5py has no constant for. */
+static PyObject *plugin_new_plist(PyObject *self, PyObject *arg)
+{
+    const char *kind = PyUnicode_AsUTF8(arg);
+    hid_t       cls, id;
+
+    (void)self;
+    if (!kind)
+        return NULL;
+    if (strcmp(kind, "attribute create") == 0)
+        cls = H5P_ATTRIBUTE_CREATE;
+    else if (strcmp(kind, "datatype create") == 0)
+        cls = H5P_DATATYPE_CREATE;
+    else {
+        PyErr_Format(PyExc_ValueError, "no property list class %R", arg);
+        return NULL;
+    }
+    if ((id = H5Pcreate(cls)) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not create the property list");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)id);
+}
+
 static PyMethodDef plugin_methods[] = {
+    {"new_plist", plugin_new_plist, METH_O,
+     "new_plist('attribute create' | 'datatype create') -> a new default property list id"},
     {"copy_type", plugin_copy_type, METH_O, "copy_type(type_id) -> a new datatype id (H5Tcopy)"},
     {"make_space", plugin_make_space, METH_VARARGS,
      "make_space(shape or None, maxshape or None) -> a new dataspace id"},
@@ -515,8 +558,27 @@ PyObject *pv_ref(PyObject *o)
     return o;
 }
 
+static int valid_lapl(hid_t lapl)
+{
+    htri_t ok = -1;
+
+    if (lapl == H5P_DEFAULT)
+        return 1;
+    H5E_BEGIN_TRY
+    {
+        ok = H5Pisa_class(lapl, H5P_LINK_ACCESS);
+    }
+    H5E_END_TRY
+    if (ok <= 0)
+        PyErr_Format(PyExc_ValueError, "invalid link access property list (id %lld)", (long long)lapl);
+    return ok > 0;
+}
+
 PyObject *pv_loc(const H5VL_loc_params_t *loc)
 {
+    if ((loc->type == H5VL_OBJECT_BY_NAME && !valid_lapl(loc->loc_data.loc_by_name.lapl_id)) ||
+        (loc->type == H5VL_OBJECT_BY_IDX && !valid_lapl(loc->loc_data.loc_by_idx.lapl_id)))
+        return NULL;
     switch (loc->type) {
         case H5VL_OBJECT_BY_SELF:
             Py_RETURN_NONE;

@@ -610,6 +610,12 @@ def _selection(space: int) -> Selection:
     return Selection(shape, kind, count, regular=regular)
 
 
+def _fresh(h: NodeHandle) -> None:
+    """Another handle may have resized the dataset since `h` cached its meta."""
+    if h.node.meta is not h.meta:
+        h._load_meta()
+
+
 def _selections(shape: tuple[int, ...], mem_space: int, file_space: int) -> tuple[Selection, Selection, tuple]:
     """File and memory selections, and the memory buffer's extent."""
     fsel = Selection.everything(shape) if file_space == 0 else _selection(file_space)
@@ -640,6 +646,7 @@ def _dxpl(dxpl: int):
 
 
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
+    _fresh(h)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -674,6 +681,7 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
 
 def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     h.state.check_writable()
+    _fresh(h)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -697,6 +705,7 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
 
 
 def dataset_get_space(h: NodeHandle) -> int:
+    _fresh(h)
     return _new_space(h.meta)
 
 
@@ -724,6 +733,8 @@ def dataset_get_space_status(h: NodeHandle) -> int:
 
 def dataset_set_extent(h: NodeHandle, addr: int) -> None:
     h.state.check_writable()
+    if not h.meta.dcpl or decode_plist(h.meta.dcpl).get_layout() != h5d.CHUNKED:
+        raise ValueError("only a chunked dataset can change its shape")
     rank = len(h.meta.shape)
     dims = tuple(int(d) for d in np.frombuffer(_plugin().buffer(addr, 8 * rank, False), dtype=np.uint64))
     limit = h.meta.maxshape or h.meta.shape
@@ -800,7 +811,7 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
 
 
 def attr_get_acpl(h: AttrHandle) -> int:
-    return detach(h5p.create(h5p.ATTRIBUTE_CREATE))
+    return _plugin().new_plist("attribute create")
 
 
 def attr_get_info(h, loc, name) -> tuple:
@@ -885,7 +896,7 @@ def datatype_get_binary(h: NodeHandle) -> bytes:
 
 
 def datatype_get_tcpl(h: NodeHandle) -> int:
-    return detach(h5p.create(h5p.DATATYPE_CREATE))
+    return _plugin().new_plist("datatype create")
 
 
 # ---------------------------------------------------------------- links
