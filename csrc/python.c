@@ -26,23 +26,9 @@ static int seen_python;       /* the interpreter ran at some point */
 static int owns_interpreter;  /* we started it (C host) */
 static PyThreadState *saved_ts;
 
-static hid_t err_class = H5I_INVALID_HID;
-static hid_t err_major = H5I_INVALID_HID;
-static hid_t err_minor = H5I_INVALID_HID;
 
 /* ------------------------------------------------------------------ */
 /* HDF5 error stack                                                    */
-
-static void ensure_error_class(void)
-{
-    if (err_class >= 0)
-        return;
-    err_class = H5Eregister_class("h5pyvol", "h5pyvol", "1");
-    if (err_class >= 0) {
-        err_major = H5Ecreate_msg(err_class, H5E_MAJOR, "Python VOL connector");
-        err_minor = H5Ecreate_msg(err_class, H5E_MINOR, "error raised by the connector");
-    }
-}
 
 void pv_push_error(const char *func, const char *fmt, ...)
 {
@@ -52,9 +38,10 @@ void pv_push_error(const char *func, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    ensure_error_class();
-    if (err_class >= 0)
-        H5Epush2(H5E_DEFAULT, __FILE__, func, __LINE__, err_class, err_major, err_minor, "%s", msg);
+    /* HDF5's own error class and codes: ids of a registered class can be
+     * released while entries still name them, and printing such a stack
+     * recurses without end. The text says it comes from h5pyvol. */
+    H5Epush2(H5E_DEFAULT, "h5pyvol", func, 0, H5E_ERR_CLS, H5E_VOL, H5E_CANTOPERATE, "%s", msg);
 }
 
 int pv_check_plist(hid_t id, hid_t cls, const char *what, const char *func)
@@ -478,12 +465,6 @@ void pv_python_terminate(void)
         PyEval_RestoreThread(saved_ts);
         Py_FinalizeEx();
         owns_interpreter = 0;
-    }
-    if (err_class >= 0) {
-        H5Eclose_msg(err_minor);
-        H5Eclose_msg(err_major);
-        H5Eunregister_class(err_class);
-        err_class = H5I_INVALID_HID;
     }
 }
 
