@@ -40,7 +40,7 @@ def _set_fapl(plist: h5py.h5p.PropFAID, h5pyvol_spec: str) -> None:
 URL_SCHEMES = {"s3": ("s3", "bucket"), "rados": ("rados", "pool")}
 
 
-def File(name: str, mode: str = "r", connector: str | None = None, *, track_order: bool | None = None,
+def File(name: str, mode: str = "r", /, connector: str | None = None, *, track_order: bool | None = None,
          **options: Any) -> h5py.File:
     """Open an HDF5 file through an h5pyvol connector; returns an ordinary h5py.File.
 
@@ -49,7 +49,8 @@ def File(name: str, mode: str = "r", connector: str | None = None, *, track_orde
     A name like ``s3://bucket/key.h5`` or ``rados://pool/name`` chooses the
     connector and its bucket or pool. The default connector is ``memory``.
     No environment variable is needed: the connector is set on the file's
-    access property list.
+    access property list. `name` and `mode` are positional, so connector
+    options may use those words too.
     """
     scheme, sep, rest = name.partition("://")
     if sep and scheme in URL_SCHEMES:
