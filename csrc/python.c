@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <frameobject.h>
+
 #define PV_MAX_ARGS 12
 
 #define PV_NAME_ENTRY(name) #name,
@@ -20,7 +22,6 @@ static const char *const bridge_names[PV_FN_COUNT] = {PV_BRIDGE_FUNCTIONS(PV_NAM
 #undef PV_NAME_ENTRY
 
 static PyObject *bridge_fns[PV_FN_COUNT];
-static PyObject *describe_exception; /* h5pyvol._bridge.describe_exception */
 static int bridge_ready;
 static int seen_python;       /* the interpreter ran at some point */
 static int owns_interpreter;  /* we started it (C host) */
@@ -67,10 +68,54 @@ herr_t pv_unsupported(const char *func, const char *kind, int op_type)
     return -1;
 }
 
+/* "h5pyvol: TYPE: TEXT[, errno = N] [FILE:LINE in FUNCTION]" from the
+ * exception, built without running Python code of ours. */
+static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, size_t size)
+{
+    const char *tname = type ? ((PyTypeObject *)type)->tp_name : "Exception";
+    const char *dot   = strrchr(tname, '.');
+    PyObject   *text = NULL, *err = NULL;
+    char        where[512] = "", errno_part[64] = "";
+
+    if (dot)
+        tname = dot + 1;
+    if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && PyTuple_Check(((PyBaseExceptionObject *)value)->args) &&
+        PyTuple_GET_SIZE(((PyBaseExceptionObject *)value)->args) == 1)
+        text = PyObject_Str(PyTuple_GET_ITEM(((PyBaseExceptionObject *)value)->args, 0)); /* no quotes */
+    else if (value)
+        text = PyObject_Str(value);
+    if (value && PyErr_GivenExceptionMatches(value, PyExc_OSError) &&
+        (err = PyObject_GetAttrString(value, "errno")) && PyLong_Check(err))
+        snprintf(errno_part, sizeof errno_part, ", errno = %ld", PyLong_AsLong(err));
+    Py_XDECREF(err);
+    if (tb && PyTraceBack_Check(tb)) {
+        PyTracebackObject *last = (PyTracebackObject *)tb;
+        while (last->tb_next)
+            last = last->tb_next;
+        PyCodeObject *code   = PyFrame_GetCode(last->tb_frame);
+        PyObject     *lineno = PyObject_GetAttrString((PyObject *)last, "tb_lineno"); /* computed lazily */
+        long          line   = lineno && PyLong_Check(lineno) ? PyLong_AsLong(lineno) : -1;
+        Py_XDECREF(lineno);
+        if (code) {
+            const char *file = PyUnicode_AsUTF8(code->co_filename);
+            const char *base = file ? strrchr(file, '/') : NULL;
+            const char *fn   = PyUnicode_AsUTF8(code->co_name);
+            snprintf(where, sizeof where, " [%s:%ld in %s]", base ? base + 1 : (file ? file : "?"), line,
+                     fn ? fn : "?");
+            Py_DECREF(code);
+        }
+    }
+    PyErr_Clear();
+    snprintf(out, size, "h5pyvol: %s: %s%s%s", tname, text && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "?",
+             errno_part, where);
+    PyErr_Clear();
+    Py_XDECREF(text);
+}
+
 void pv_push_python_error(const char *func)
 {
-    PyObject *type, *value, *tb, *text = NULL;
-    char      msg[2048] = "h5pyvol: unprintable Python exception";
+    PyObject *type, *value, *tb;
+    char      msg[2048];
 
     if (!PyErr_Occurred()) {
         pv_push_error(func, "h5pyvol: the connector failed without a Python exception");
@@ -78,23 +123,9 @@ void pv_push_python_error(const char *func)
     }
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    if (tb && value)
-        PyException_SetTraceback(value, tb);
-    if (describe_exception && value)
-        text = PyObject_CallOneArg(describe_exception, value);
-    if (!text) {
-        PyErr_Clear();
-        text = value ? PyObject_Str(value) : NULL;
-    }
-    if (text && PyUnicode_Check(text)) {
-        const char *s = PyUnicode_AsUTF8(text);
-        if (s)
-            snprintf(msg, sizeof msg, "%s", s);
-    }
-    PyErr_Clear();
+    describe(type, value, tb, msg, sizeof msg);
     /* Release the exception first: freeing its frames can free h5py objects,
      * whose H5Idec_ref would clear HDF5's error stack after our push. */
-    Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
@@ -401,9 +432,8 @@ static int import_bridge(const char *func)
             break;
         }
     }
-    describe_exception = ok ? PyObject_GetAttrString(mod, "describe_exception") : NULL;
     Py_DECREF(mod);
-    if (!ok || !describe_exception) {
+    if (!ok) {
         pv_push_python_error(func);
         return -1;
     }
@@ -420,6 +450,10 @@ int pv_python_gone(void)
 
 /* In a C host, Python code (h5py's import, above all) may switch off HDF5's
  * automatic error printing; the host's setting is put back on every return. */
+#define PV_MAX_DEPTH 64 /* nested callbacks (a callback's Python calling HDF5) */
+static int gc_was_enabled[PV_MAX_DEPTH];
+static int gc_depth;
+
 static H5E_auto2_t host_auto_func;
 static void       *host_auto_data;
 
@@ -437,6 +471,10 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
     }
     seen_python = 1;
     *gil        = PyGILState_Ensure();
+    /* No cyclic garbage collection inside a callback: it frees h5py objects,
+     * whose H5Idec_ref re-enters HDF5 and clears its error stack. */
+    gc_was_enabled[gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1] = PyGC_Disable();
+    gc_depth++;
     if (!bridge_ready && import_bridge(func) < 0) {
         pv_leave(*gil);
         return -1;
@@ -446,6 +484,9 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
 
 void pv_leave(PyGILState_STATE gil)
 {
+    gc_depth--;
+    if (gc_was_enabled[gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1])
+        PyGC_Enable();
     PyGILState_Release(gil);
     if (owns_interpreter)
         H5Eset_auto2(H5E_DEFAULT, host_auto_func, host_auto_data);
@@ -457,7 +498,6 @@ void pv_python_terminate(void)
         PyGILState_STATE gil = PyGILState_Ensure();
         for (int i = 0; i < PV_FN_COUNT; i++)
             Py_CLEAR(bridge_fns[i]);
-        Py_CLEAR(describe_exception);
         bridge_ready = 0;
         PyGILState_Release(gil);
     }

@@ -18,7 +18,6 @@ import math
 import os
 import posixpath
 import sys
-import traceback
 
 import numpy as np
 from h5py import h5d, h5p, h5s, h5t
@@ -429,19 +428,7 @@ def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"") -> api.ArrayM
     return api.ArrayMeta(ftype.encode(), shape, maxshape, dcpl, null)
 
 
-# ---------------------------------------------------------------- errors and capabilities
-
-
-def describe_exception(exc: BaseException) -> str:
-    """The HDF5 error-stack text for a Python exception raised under a callback."""
-    where = ""
-    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    if frames:
-        last = frames[-1]
-        where = f" [{os.path.basename(last.filename)}:{last.lineno} in {last.name}]"
-    text = str(exc) if not isinstance(exc, KeyError) or len(exc.args) != 1 else str(exc.args[0])
-    errno = f", errno = {exc.errno}" if isinstance(exc, OSError) and exc.errno else ""
-    return f"h5pyvol: {type(exc).__name__}: {text}{errno}{where}"
+# ---------------------------------------------------------------- capabilities
 
 
 def cap_flags(spec: str) -> int:
@@ -1162,7 +1149,7 @@ def _plugin():
 
 # ---------------------------------------------------------------- tracing
 
-_NOT_CALLBACKS = {"describe_exception", "token16", "untoken16", "borrow", "detach", "encode_plist",
+_NOT_CALLBACKS = {"token16", "untoken16", "borrow", "detach", "encode_plist",
                   "decode_plist", "decode_type"}
 
 
