@@ -453,6 +453,9 @@ int pv_python_gone(void)
 #define PV_MAX_DEPTH 64 /* nested callbacks (a callback's Python calling HDF5) */
 static int gc_was_enabled[PV_MAX_DEPTH];
 static int gc_depth;
+/* An exception pending when a callback starts (e.g. raised by an h5py
+ * iteration callback, on its way back to h5py) is set aside and restored. */
+static PyObject *pending[PV_MAX_DEPTH][3];
 
 static H5E_auto2_t host_auto_func;
 static void       *host_auto_data;
@@ -473,7 +476,11 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
     *gil        = PyGILState_Ensure();
     /* No cyclic garbage collection inside a callback: it frees h5py objects,
      * whose H5Idec_ref re-enters HDF5 and clears its error stack. */
-    gc_was_enabled[gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1] = PyGC_Disable();
+    {
+        int d             = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
+        gc_was_enabled[d] = PyGC_Disable();
+        PyErr_Fetch(&pending[d][0], &pending[d][1], &pending[d][2]);
+    }
     gc_depth++;
     if (!bridge_ready && import_bridge(func) < 0) {
         pv_leave(*gil);
@@ -484,8 +491,16 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
 
 void pv_leave(PyGILState_STATE gil)
 {
+    int d;
+
     gc_depth--;
-    if (gc_was_enabled[gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1])
+    d = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
+    if (pending[d][0]) {
+        PyErr_Clear(); /* our own errors are on HDF5's stack by now */
+        PyErr_Restore(pending[d][0], pending[d][1], pending[d][2]);
+        pending[d][0] = pending[d][1] = pending[d][2] = NULL;
+    }
+    if (gc_was_enabled[d])
         PyGC_Enable();
     PyGILState_Release(gil);
     if (owns_interpreter)

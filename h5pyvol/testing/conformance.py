@@ -349,6 +349,21 @@ class ConnectorConformance:
             f["dst/d"][0] = 99
             assert f["src/d"][0] == 0
 
+    def test_exception_in_iteration_callback_propagates(self, open_file):
+        class Stop(Exception):
+            pass
+
+        def stop(name, obj):
+            raise Stop(name)
+
+        with open_file() as f:
+            f["a/b"] = 1
+            # (h5py itself mishandles exceptions from visititems_links, natively too)
+            with pytest.raises(Stop):
+                f.visititems(stop)
+            with pytest.raises(KeyError, match="missing"):  # errors still reported normally afterwards
+                f["missing"]
+
     def test_connector_exception_reaches_h5py(self, open_file):
         with open_file() as f:
             with pytest.raises(KeyError) as info:
