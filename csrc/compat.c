@@ -3,7 +3,8 @@
  *
  * h5py (3.x) still calls H5Lget_info1, H5Literate1, H5Ovisit1, H5Oget_info1
  * and their _by_name/_by_idx forms; HDF5 refuses them for every connector but
- * the native one, so group iteration, visit() and get() would fail. When the
+ * the native one, so group iteration, visit() and get() would fail. (It also
+ * calls the 1.10 reference functions, which are refused here, cleanly.) When the
  * plugin loads, it points the already-loaded programs' and libraries' own
  * import slots (GOT entries) for these functions at the versions here. They
  * answer objects of this connector through the current (v2/v3) calls and hand
@@ -229,6 +230,53 @@ static herr_t compat_H5Ovisit_by_name1(hid_t loc_id, const char *obj_name, H5_in
     return H5Ovisit_by_name3(loc_id, obj_name, idx_type, order, object_shim, &shim, H5O_INFO_ALL, lapl_id);
 }
 
+/* ---- old-style references ---- */
+
+/* HDF5 refuses these for non-native objects with an error whose minor code
+ * is a major one (H5E_VOL); clearing that entry later drops a reference to
+ * the H5E_VOL message until it is freed, and every error stack naming it
+ * then fails to print. Refuse them here instead, with a clean error. */
+static int refuse_reference(hid_t id, const char *func)
+{
+    if (!is_ours(id))
+        return 0;
+    H5Eclear2(H5E_DEFAULT);
+    pv_push_error(func, "h5pyvol: HDF5 1.10-style object and region references are not supported");
+    return 1;
+}
+
+static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_type_t ref_type, hid_t space_id)
+{
+    REAL(H5Rcreate);
+    if (refuse_reference(loc_id, __func__))
+        return -1;
+    return real_H5Rcreate(ref, loc_id, name, ref_type, space_id);
+}
+
+static hid_t compat_H5Rdereference2(hid_t obj_id, hid_t oapl_id, H5R_type_t ref_type, const void *ref)
+{
+    REAL(H5Rdereference2);
+    if (refuse_reference(obj_id, __func__))
+        return H5I_INVALID_HID;
+    return real_H5Rdereference2(obj_id, oapl_id, ref_type, ref);
+}
+
+static herr_t compat_H5Rget_obj_type2(hid_t id, H5R_type_t ref_type, const void *ref, H5O_type_t *obj_type)
+{
+    REAL(H5Rget_obj_type2);
+    if (refuse_reference(id, __func__))
+        return -1;
+    return real_H5Rget_obj_type2(id, ref_type, ref, obj_type);
+}
+
+static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void *ref)
+{
+    REAL(H5Rget_region);
+    if (refuse_reference(dataset, __func__))
+        return H5I_INVALID_HID;
+    return real_H5Rget_region(dataset, ref_type, ref);
+}
+
 /* ---- pointing other objects' import slots here ---- */
 
 #if defined(__x86_64__)
@@ -254,6 +302,10 @@ static const struct {
     {"H5Oget_info_by_idx1", (void *)compat_H5Oget_info_by_idx1},
     {"H5Ovisit1", (void *)compat_H5Ovisit1},
     {"H5Ovisit_by_name1", (void *)compat_H5Ovisit_by_name1},
+    {"H5Rcreate", (void *)compat_H5Rcreate},
+    {"H5Rdereference2", (void *)compat_H5Rdereference2},
+    {"H5Rget_obj_type2", (void *)compat_H5Rget_obj_type2},
+    {"H5Rget_region", (void *)compat_H5Rget_region},
 };
 
 #ifdef PV_R_JUMP_SLOT
