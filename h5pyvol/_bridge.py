@@ -593,6 +593,8 @@ def _selection(space: int) -> Selection:
     quick = _plugin().selection(space)  # all, none and regular hyperslabs, from C
     if quick is None:
         return Selection.from_space(borrow(space, h5s.SpaceID))
+    if len(quick) == 1:  # a copy with h5py's selection offset folded in; ours to close
+        return Selection.from_space(h5s.SpaceID(quick[0]))
     shape, kind, count, regular = quick
     return Selection(shape, kind, count, regular=regular)
 
