@@ -48,6 +48,9 @@ class MemoryNode(api.Node):
     def link_count(self) -> int:
         return self.links_in
 
+    def change_link_count(self, delta: int) -> None:
+        self.links_in += delta
+
     def attribute_names(self) -> list[str]:
         return list(self._attrs)
 

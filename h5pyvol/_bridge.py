@@ -20,7 +20,7 @@ import posixpath
 import sys
 
 import numpy as np
-from h5py import h5d, h5p, h5s, h5t
+from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
 from . import datatypes, registry
@@ -1019,17 +1019,30 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
     source, _ = _walk(sstate, sbase, sbase_path, src_name)
     dstate, dbase, dbase_path = _locate(dst_h, loc2)
     dstate.check_writable()
+    flags = borrow(ocpypl, h5p.PropCopyID).get_copy_object() if ocpypl > 0 else 0
+    shallow = flags & h5o.COPY_SHALLOW_HIERARCHY_FLAG
+    expand_soft = flags & h5o.COPY_EXPAND_SOFT_LINK_FLAG
+    with_attrs = not flags & h5o.COPY_WITHOUT_ATTR_FLAG
     copies: dict[bytes, api.Node] = {}
 
-    def clone(node: api.Node) -> api.Node:
+    def clone(node: api.Node, depth: int = 0) -> api.Node:
         if node.token in copies:
             return copies[node.token]
         if isinstance(node, api.Group):
             new: api.Node = dstate.file.create_group(node.gcpl)
             copies[node.token] = new
+            if shallow and depth > 0:  # only the top group's immediate members
+                return _with_attrs(node, new)
             for name, link in node.links():
+                if expand_soft and isinstance(link, api.SoftLink):
+                    try:
+                        target = _follow(sstate, node, None, link, 0)
+                    except (KeyError, NotImplementedError):
+                        target = None  # dangling: copied as the soft link it is
+                    if target is not None:
+                        link = api.HardLink(target.token)
                 if isinstance(link, api.HardLink):
-                    link = api.HardLink(clone(sstate.file.open_node(link.token)).token)
+                    link = api.HardLink(clone(sstate.file.open_node(link.token), depth + 1).token)
                 new.set_link(name, link)
         elif isinstance(node, api.Dataset):
             new = dstate.file.create_dataset(node.meta)
@@ -1041,9 +1054,13 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
         else:
             new = dstate.file.commit_datatype(node.hdf5_type)
         copies[node.token] = new
-        for name in node.attribute_names():
-            attr = node.open_attribute(name)
-            new.create_attribute(name, attr.meta).write(attr.read())
+        return _with_attrs(node, new)
+
+    def _with_attrs(node: api.Node, new: api.Node) -> api.Node:
+        if with_attrs:
+            for name in node.attribute_names():
+                attr = node.open_attribute(name)
+                new.create_attribute(name, attr.meta).write(attr.read())
         return new
 
     copy = clone(source)
@@ -1076,7 +1093,9 @@ def object_get_info(h, loc, fields: int) -> tuple:
 
 
 def object_change_rc(h, loc, delta: int) -> None:
-    raise NotImplementedError("h5pyvol does not let programs change object reference counts")
+    state, node, _ = _locate(h, loc)
+    state.check_writable()
+    node.change_link_count(delta)
 
 
 def object_exists(h, loc) -> bool:

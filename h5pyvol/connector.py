@@ -204,6 +204,10 @@ class Node(ABC):
         """How many hard links point here (HDF5's object reference count)."""
         return 1
 
+    def change_link_count(self, delta: int) -> None:
+        """Adjust the count behind `link_count` (H5Oincr_refcount/H5Odecr_refcount)."""
+        raise NotImplementedError(f"{type(self).__name__} does not let programs change reference counts")
+
     def flush(self) -> None:
         """Make this node's changes durable. The default does nothing."""
 
