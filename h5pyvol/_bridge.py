@@ -122,6 +122,8 @@ class FileHandle:
 class NodeHandle:
     """The VOL object behind a group, dataset or committed datatype id."""
 
+    dapl = None  # a dataset's access properties, as given at create/open
+
     def __init__(self, state: FileState, node: api.Node, path: str | None):
         self.state = state
         self.node = node
@@ -579,11 +581,15 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
     if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
         raise ValueError(f"chunk shape {meta.chunks} does not match the dataset's rank {len(meta.shape)}")
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_dataset(meta))
-    return NodeHandle(state, node, path)
+    handle = NodeHandle(state, node, path)
+    handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
+    return handle
 
 
 def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:
-    return _open_node(h, loc, name, api.Dataset, "a dataset")
+    handle = _open_node(h, loc, name, api.Dataset, "a dataset")
+    handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
+    return handle
 
 
 dataset_close = _close
@@ -711,7 +717,8 @@ def dataset_get_dcpl(h: NodeHandle) -> int:
 
 
 def dataset_get_dapl(h: NodeHandle) -> int:
-    return detach(h5p.create(h5p.DATASET_ACCESS))
+    """A copy of the access properties the dataset was opened with."""
+    return detach(h.dapl.copy() if h.dapl is not None else h5p.create(h5p.DATASET_ACCESS))
 
 
 def dataset_get_storage_size(h: NodeHandle) -> int:
