@@ -24,7 +24,7 @@ from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
 from . import datatypes, registry
-from ._hdf5 import borrow, decode_plist, decode_type, detach, encode_dcpl, encode_plist
+from ._hdf5 import borrow, dcpl_layout, decode_plist, decode_type, detach, encode_dcpl, encode_plist
 from .selection import Selection
 
 # HDF5 constants (stable parts of its public ABI).
@@ -575,7 +575,7 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
     dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob)
-    layout = decode_plist(dcpl_blob).get_layout() if dcpl_blob else h5d.CONTIGUOUS
+    layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout != h5d.CHUNKED:
         raise ValueError("a dataset whose shape can change needs a chunked layout")
     if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
@@ -731,7 +731,7 @@ def dataset_get_space_status(h: NodeHandle) -> int:
 
 def dataset_set_extent(h: NodeHandle, addr: int) -> None:
     h.state.check_writable()
-    if not h.meta.dcpl or decode_plist(h.meta.dcpl).get_layout() != h5d.CHUNKED:
+    if not h.meta.dcpl or dcpl_layout(h.meta.dcpl) != h5d.CHUNKED:
         raise ValueError("only a chunked dataset can change its shape")
     rank = len(h.meta.shape)
     dims = tuple(int(d) for d in np.frombuffer(_plugin().buffer(addr, 8 * rank, False), dtype=np.uint64))

@@ -184,6 +184,7 @@ def dcpl_chunks(dcpl: bytes) -> tuple[int, ...] | None:
     return tuple(int(c) for c in plist.get_chunk())
 
 
+@functools.lru_cache(maxsize=256)
 def dcpl_layout(dcpl: bytes) -> int:
     """The layout (h5d.CONTIGUOUS, CHUNKED, COMPACT...) of serialized dcpl bytes."""
     return decode_plist(dcpl).get_layout()
