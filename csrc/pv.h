@@ -104,6 +104,15 @@ int pv_python_gone(void);
 
 void pv_python_terminate(void);
 
+/* io.c: h5pyvol._plugin.selection and .io_stats, and the fast data path. */
+PyObject *pv_py_selection(PyObject *self, PyObject *arg);
+PyObject *pv_py_io_stats(PyObject *self, PyObject *unused);
+/* Serves one H5Dread/H5Dwrite (GIL held) when the types are equal and numpy
+ * can view both selections with slices: returns 1 with *ret set (errors
+ * pushed), or 0 when the bridge's general path must serve it. */
+int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, void *buf, int writing,
+               herr_t *ret, const char *func);
+
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
 void pv_compat_install(void);
 

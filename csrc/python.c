@@ -155,118 +155,6 @@ static PyObject *plugin_buffer(PyObject *self, PyObject *args)
     return PyMemoryView_FromMemory((char *)(uintptr_t)ptr, size, writable ? PyBUF_WRITE : PyBUF_READ);
 }
 
-/* The data path's hot questions, answered without h5py wrapper objects. */
-
-/* The selection offset (H5Soffset_simple, used by h5py for broadcasting),
- * which HDF5 has no getter for: the bounds with it minus the bounds without.
- * Returns 1 if it is not zero. */
-static int selection_offset(hid_t sid, int rank, hssize_t *offset)
-{
-    hsize_t  start[H5S_MAX_RANK], end[H5S_MAX_RANK], start0[H5S_MAX_RANK], end0[H5S_MAX_RANK];
-    hssize_t zero[H5S_MAX_RANK] = {0};
-    hid_t    copy;
-    int      moved = 0;
-
-    if (rank <= 0 || H5Sget_select_bounds(sid, start, end) < 0 || (copy = H5Scopy(sid)) < 0)
-        return 0;
-    if (H5Soffset_simple(copy, zero) >= 0 && H5Sget_select_bounds(copy, start0, end0) >= 0)
-        for (int i = 0; i < rank; i++) {
-            offset[i] = (hssize_t)start[i] - (hssize_t)start0[i];
-            moved |= offset[i] != 0;
-        }
-    H5Sclose(copy);
-    return moved;
-}
-
-/* A copy of the space with the offset moved into the selection itself. */
-static hid_t fold_offset(hid_t sid, int rank, const hssize_t *offset)
-{
-    hssize_t zero[H5S_MAX_RANK] = {0}, shift[H5S_MAX_RANK];
-    hid_t    copy = H5Scopy(sid);
-
-    for (int i = 0; i < rank; i++)
-        shift[i] = -offset[i]; /* H5Sselect_adjust subtracts */
-    if (copy < 0 || H5Soffset_simple(copy, zero) < 0 || H5Sselect_adjust(copy, shift) < 0) {
-        if (copy >= 0)
-            H5Sclose(copy);
-        return H5I_INVALID_HID;
-    }
-    return copy;
-}
-
-static PyObject *plugin_selection(PyObject *self, PyObject *arg)
-{
-    hid_t        sid = (hid_t)PyLong_AsLongLong(arg);
-    hssize_t     offset[H5S_MAX_RANK] = {0};
-    int          moved = 0;
-    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], stride[H5S_MAX_RANK], count[H5S_MAX_RANK],
-                 block[H5S_MAX_RANK];
-    int          rank;
-    hssize_t     n;
-    H5S_sel_type type;
-    PyObject    *shape, *parts[4], *result;
-
-    (void)self;
-    if (PyErr_Occurred())
-        return NULL;
-    if (H5Sget_simple_extent_type(sid) == H5S_NULL)
-        return Py_BuildValue("(()siO)", "none", 0, Py_None);
-    rank = H5Sget_simple_extent_ndims(sid);
-    n    = H5Sget_select_npoints(sid);
-    type = H5Sget_select_type(sid);
-    if (rank < 0 || n < 0 || type < 0 || H5Sget_simple_extent_dims(sid, dims, NULL) < 0) {
-        PyErr_SetString(PyExc_ValueError, "not a valid HDF5 dataspace");
-        return NULL;
-    }
-    if (type == H5S_SEL_POINTS || type == H5S_SEL_HYPERSLABS) {
-        H5E_BEGIN_TRY
-        {
-            moved = selection_offset(sid, rank, offset);
-        }
-        H5E_END_TRY
-    }
-    if (!(shape = PyTuple_New(rank)))
-        return NULL;
-    for (int i = 0; i < rank; i++)
-        PyTuple_SET_ITEM(shape, i, PyLong_FromUnsignedLongLong(dims[i]));
-    if (type == H5S_SEL_ALL)
-        result = Py_BuildValue("(NsLO)", shape, "all", (long long)n, Py_None);
-    else if (type == H5S_SEL_NONE || n == 0)
-        result = Py_BuildValue("(NsiO)", shape, "none", 0, Py_None);
-    else if (type != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(sid) <= 0 || H5Sselect_valid(sid) <= 0 ||
-             H5Sget_regular_hyperslab(sid, start, stride, count, block) < 0) {
-        /* points, irregular or invalid: the Python path decides, on an
-         * offset-free copy (which it then owns) when there is an offset */
-        hid_t folded = H5I_INVALID_HID;
-        Py_DECREF(shape);
-        if (!moved)
-            Py_RETURN_NONE;
-        H5E_BEGIN_TRY
-        {
-            folded = fold_offset(sid, rank, offset);
-        }
-        H5E_END_TRY
-        if (folded < 0) {
-            PyErr_SetString(PyExc_ValueError, "cannot apply the selection offset");
-            return NULL;
-        }
-        return Py_BuildValue("(L)", (long long)folded);
-    }
-    else {
-        hsize_t *vals[4] = {start, stride, count, block};
-        for (int i = 0; i < rank; i++) /* the regular-hyperslab start leaves the offset out */
-            start[i] = (hsize_t)((hssize_t)start[i] + offset[i]);
-        for (int p = 0; p < 4; p++) {
-            parts[p] = PyTuple_New(rank);
-            for (int i = 0; parts[p] && i < rank; i++)
-                PyTuple_SET_ITEM(parts[p], i, PyLong_FromUnsignedLongLong(vals[p][i]));
-        }
-        result = Py_BuildValue("(NsL(NNNN))", shape, "hyperslab", (long long)n, parts[0], parts[1], parts[2],
-                               parts[3]);
-    }
-    return result;
-}
-
 static PyObject *plugin_same_type(PyObject *self, PyObject *args)
 {
     long long a, b;
@@ -366,7 +254,9 @@ static PyMethodDef plugin_methods[] = {
     {"copy_type", plugin_copy_type, METH_O, "copy_type(type_id) -> a new datatype id (H5Tcopy)"},
     {"make_space", plugin_make_space, METH_VARARGS,
      "make_space(shape or None, maxshape or None) -> a new dataspace id"},
-    {"selection", plugin_selection, METH_O,
+    {"io_stats", pv_py_io_stats, METH_NOARGS,
+     "io_stats() -> (reads and writes served by the C fast path, by the bridge's general path)"},
+    {"selection", pv_py_selection, METH_O,
      "selection(space_id) -> (shape, kind, count, regular) for all/none/regular hyperslabs; "
      "(space_id,) of a new offset-free copy, or None, for the rest"},
     {"same_type", plugin_same_type, METH_VARARGS,
@@ -407,7 +297,7 @@ static void plugin_site_dir(char *out, size_t size)
  * embedded interpreter sees the same packages as that venv's python. */
 static int venv_python(const char *site, char *out, size_t size)
 {
-    char root[4096], cfg[4200];
+    char root[4200], cfg[4300];
 
     if (getenv("H5PYVOL_PYTHON") && *getenv("H5PYVOL_PYTHON")) {
         snprintf(out, size, "%s", getenv("H5PYVOL_PYTHON"));
@@ -428,7 +318,7 @@ static int start_interpreter(const char *func)
     Dl_info  info;
     PyConfig config;
     PyStatus status;
-    char     site[4096], program[4200];
+    char     site[4096], program[4400];
 
     /* HDF5 dlopens plugins RTLD_LOCAL; extension modules need libpython's
      * symbols global or they fail with "undefined symbol: PyFloat_Type". */
@@ -594,7 +484,7 @@ void pv_python_terminate(void)
 
 static PyObject *vcall(enum pv_fn fn, const char *func, Py_ssize_t nargs, va_list ap)
 {
-    PyObject *args[PV_MAX_ARGS];
+    PyObject *args[PV_MAX_ARGS] = {NULL};
     PyObject *result = NULL;
     int       missing = 0;
 

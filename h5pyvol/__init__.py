@@ -1,7 +1,8 @@
 """h5pyvol: HDF5 storage backends written in Python, used by every HDF5 program.
 
-For users: `File` opens an `h5py.File` served by a connector, and
-`connector_name` tells which VOL connector serves an HDF5 object. For
+For users: `File` opens an `h5py.File` served by a connector,
+`connector_name` tells which VOL connector serves an HDF5 object, and
+`node_of` gives the connector object behind one. For
 connector authors: subclass the classes in `h5pyvol.connector` and register
 the `Connector` subclass under the entry-point group ``h5pyvol.connectors``.
 """
@@ -16,7 +17,17 @@ from . import connector
 from ._hdf5 import PLUGIN_DIR, connector_name, set_connector
 from .registry import ConnectorSpec
 
-__all__ = ["File", "connector", "connector_name", "connector_string", "PLUGIN_DIR", "__version__"]
+
+def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
+    """The connector object (a `connector.File`, `Node` or `Attribute`) behind
+    an h5py object that h5pyvol serves in this process.
+
+    Raises ValueError for an object another VOL connector serves."""
+    from ._bridge import node_of as find
+
+    return find(obj)
+
+__all__ = ["File", "connector", "connector_name", "connector_string", "node_of", "PLUGIN_DIR", "__version__"]
 __version__ = "0.1.0"
 
 _DRIVER = "h5pyvol"

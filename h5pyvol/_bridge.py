@@ -13,18 +13,31 @@ datatype conversion), and the text of errors.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
 import os
 import posixpath
 import sys
+from typing import Any
 
 import numpy as np
 from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
 from . import datatypes, registry
-from ._hdf5 import borrow, dcpl_layout, decode_plist, decode_type, detach, encode_dcpl, encode_plist
+from ._hdf5 import (
+    CONNECTOR_NAME,
+    borrow,
+    connector_name,
+    dcpl_layout,
+    decode_plist,
+    decode_type,
+    detach,
+    encode_dcpl,
+    encode_plist,
+    lib,
+)
 from .selection import Selection
 
 # HDF5 constants (stable parts of its public ABI).
@@ -58,6 +71,7 @@ CAP_FLAGS = {
 # ---------------------------------------------------------------- handles
 
 
+_TRACING = bool(os.environ.get("H5PYVOL_TRACE"))  # every callback printed; no C fast path
 _filenos = itertools.count(1)
 _open_files: dict[tuple[int, str], FileState] = {}
 
@@ -123,6 +137,7 @@ class NodeHandle:
     """The VOL object behind a group, dataset or committed datatype id."""
 
     dapl = None  # a dataset's access properties, as given at create/open
+    io = None  # see _load_meta
 
     def __init__(self, state: FileState, node: api.Node, path: str | None):
         self.state = state
@@ -140,6 +155,11 @@ class NodeHandle:
         self.file_type_id = self.file_type.id
         self.dtype = datatypes.dtype_of(self.file_type)
         self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
+        # What the plugin's C fast path (csrc/io.c) needs to serve reads and
+        # writes of equal types and sliceable selections without this module.
+        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING
+        self.io = (self.node, meta, self.file_type_id, self.dtype, tuple(meta.shape), self.state.writable) \
+            if fast else None
 
     def close(self) -> None:
         self.state.users -= 1
@@ -171,6 +191,23 @@ class AttrHandle:
 
     def __repr__(self) -> str:
         return f"<attribute {self.name!r}>"
+
+
+def node_of(obj: Any) -> api.File | api.Node | api.Attribute:
+    """The connector object behind an HDF5 object that h5pyvol serves in this
+    process: an h5py File, Group, Dataset, Datatype or AttributeManager-made
+    attribute id, a low-level h5py ObjectID, or a plain integer id."""
+    ident = obj if isinstance(obj, int) else obj.id
+    ident = ident if isinstance(ident, int) else ident.id
+    if connector_name(ident) != CONNECTOR_NAME:
+        raise ValueError(f"{obj!r} is served by the {connector_name(ident)!r} VOL connector, not by h5pyvol")
+    address = lib().H5VLobject(ident)
+    if not address:
+        raise ValueError(f"HDF5 has no VOL object for {obj!r}")
+    handle = ctypes.cast(address, ctypes.py_object).value  # our handle: the plugin's PyObject*
+    if isinstance(handle, FileHandle):
+        return handle.state.file
+    return handle.attr if isinstance(handle, AttrHandle) else handle.node
 
 
 def _id_type(node: api.Node) -> int:
@@ -1193,7 +1230,7 @@ def _traced(name: str, fn):
     return wrapper
 
 
-if os.environ.get("H5PYVOL_TRACE"):
+if _TRACING:
     # Every callback the plugin makes is printed: what the connector is asked to do.
     for _name, _fn in list(globals().items()):
         if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \

@@ -55,6 +55,7 @@ def lib() -> ctypes.CDLL:
         "H5VLfree_connector_info": (_herr_t, [_hid_t, ctypes.c_void_p]),
         "H5VLclose": (_herr_t, [_hid_t]),
         "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
+        "H5VLobject": (ctypes.c_void_p, [_hid_t]),
         "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
         "H5Pdecode": (_hid_t, [ctypes.c_void_p]),
