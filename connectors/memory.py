@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
-import struct
+import time
 
 import numpy as np
 
@@ -30,7 +30,9 @@ class MemoryAttribute(api.Attribute):
         return self._data
 
     def write(self, data: np.ndarray) -> None:
-        self._data = np.array(data, dtype=self._meta.dtype, copy=True).reshape(self._meta.shape)
+        # An array datatype's dimensions trail the attribute's own (numpy expands them).
+        dtype = self._meta.dtype
+        self._data = np.array(data, dtype=dtype.base, copy=True).reshape(self._meta.shape + dtype.shape)
 
 
 class MemoryNode(api.Node):
@@ -39,6 +41,11 @@ class MemoryNode(api.Node):
         self._token = token
         self._attrs: dict[str, MemoryAttribute] = {}
         self.links_in = 0
+        self._created = int(time.time())
+
+    @property
+    def created(self) -> int:
+        return self._created
 
     @property
     def token(self) -> bytes:
@@ -74,6 +81,8 @@ class MemoryGroup(MemoryNode, api.Group):
         super().__init__(store, token)
         self._links: dict[str, api.Link] = {}
         self._gcpl = gcpl
+        self._orders: dict[str, int] = {}
+        self._next_order = 0
 
     @property
     def gcpl(self) -> bytes:
@@ -93,8 +102,21 @@ class MemoryGroup(MemoryNode, api.Group):
         if isinstance(link, api.HardLink):
             self._store.nodes[link.token].links_in += 1
 
+    def creation_orders(self) -> dict[str, int]:
+        return dict(self._orders)
+
+    def next_creation_order(self) -> int:
+        return self._next_order
+
+    def note_creation_order(self, name: str, order: int) -> None:
+        self._orders[name] = order
+        self._next_order = max(self._next_order, order + 1)
+
     def delete_link(self, name: str) -> None:
         link = self._links.pop(name)
+        self._orders.pop(name, None)
+        if not self._links:
+            self._next_order = 0
         if isinstance(link, api.HardLink):
             self._store.unlinked(link.token)
 
@@ -156,7 +178,8 @@ class MemoryStore:
         self.root.links_in = 1  # the file itself holds the root
 
     def add(self, cls, *args):
-        token = struct.pack("<Q", next(self._ids))
+        # 6 bytes: short enough for HDF5 1.10-style object references (8 bytes)
+        token = next(self._ids).to_bytes(6, "little")
         node = self.nodes[token] = cls(self, token, *args)
         return node
 

@@ -1007,14 +1007,11 @@ class RadosFile(api.File):
 
 def connector_dataset(dataset: Any) -> RadosDataset:
     """The connector's dataset behind an open h5py Dataset served by this connector."""
-    name = dataset.file.filename
-    with _open_lock:
-        files = [f for f in _open_files.values() if f.name == name]
-    if not files:
-        raise LookupError(f"no file named {name!r} is open through the rados connector")
-    node = files[-1].find(dataset.name)
+    from h5pyvol import node_of
+
+    node = node_of(dataset)
     if not isinstance(node, RadosDataset):
-        raise TypeError(f"{dataset.name!r} is not a dataset")
+        raise TypeError(f"{dataset!r} is not a dataset of the rados connector")
     return node
 
 

@@ -1112,13 +1112,9 @@ def layout(dataset: Any) -> dict:
     ``dataset.layout()``."""
     if isinstance(dataset, S3Dataset):
         return dataset.layout()
-    from h5pyvol import _bridge
+    from h5pyvol import node_of
 
-    filename = dataset.file.filename
-    for state in list(_bridge._open_files.values()):
-        if isinstance(state.file, S3File) and state.name == filename:
-            node, _ = _bridge._walk(state, state.file.root, "/", dataset.name)
-            if not isinstance(node, S3Dataset):
-                raise TypeError(f"{dataset.name!r} is not a dataset")
-            return node.layout()
-    raise ValueError(f"{filename!r} is not open through the s3 connector in this process")
+    node = node_of(dataset)
+    if not isinstance(node, S3Dataset):
+        raise TypeError(f"{dataset!r} is not a dataset of the s3 connector")
+    return node.layout()

@@ -232,49 +232,114 @@ static herr_t compat_H5Ovisit_by_name1(hid_t loc_id, const char *obj_name, H5_in
 
 /* ---- old-style references ---- */
 
-/* HDF5 refuses these for non-native objects with an error whose minor code
- * is a major one (H5E_VOL); clearing that entry later drops a reference to
- * the H5E_VOL message until it is freed, and every error stack naming it
- * then fails to print. Refuse them here instead, with a clean error. */
-static int refuse_reference(hid_t id, const char *func)
+/* HDF5 1.10-style references, which h5py uses (its Reference, RegionReference
+ * and dimension scales). HDF5 answers them only for native files, and its
+ * refusal names H5E_VOL as a *minor* code: clearing that entry later drops a
+ * reference to the H5E_VOL message until it is freed, and every error stack
+ * naming it then fails to print. So for our objects they are served here:
+ * an object reference (hobj_ref_t, 8 bytes) holds the first 8 bytes of the
+ * object's token, which the bridge makes as a length byte and the
+ * connector's token, so tokens of up to 7 bytes fit. Region references need
+ * storage in the file (a global heap) and are refused cleanly. */
+static int reference_error(const char *func, const char *msg)
 {
-    if (!is_ours(id))
+    pv_push_error(func, "h5pyvol: %s", msg);
+    return -1;
+}
+
+static int object_ref_only(H5R_type_t ref_type, const char *func)
+{
+    if (ref_type == H5R_OBJECT)
         return 0;
-    H5Eclear2(H5E_DEFAULT);
-    pv_push_error(func, "h5pyvol: HDF5 1.10-style object and region references are not supported");
-    return 1;
+    return reference_error(func, "HDF5 1.10-style region references are not supported; object references are");
+}
+
+static int ref_to_token(const void *ref, H5O_token_t *token, const char *func)
+{
+    memset(token, 0, sizeof *token);
+    memcpy(token->__data, ref, sizeof(hobj_ref_t));
+    if (token->__data[0] == 0 || token->__data[0] > sizeof(hobj_ref_t) - 1)
+        return reference_error(func, "not a valid object reference (null or not made by h5pyvol)");
+    return 0;
 }
 
 static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_type_t ref_type, hid_t space_id)
 {
     REAL(H5Rcreate);
-    if (refuse_reference(loc_id, __func__))
+    H5O_info2_t info;
+
+    if (!is_ours(loc_id))
+        return real_H5Rcreate(ref, loc_id, name, ref_type, space_id);
+    H5Eclear2(H5E_DEFAULT);
+    if (!ref || object_ref_only(ref_type, __func__) < 0 ||
+        H5Oget_info_by_name3(loc_id, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         return -1;
-    return real_H5Rcreate(ref, loc_id, name, ref_type, space_id);
+    for (size_t i = sizeof(hobj_ref_t); i < sizeof info.token.__data; i++)
+        if (info.token.__data[i] != 0 || info.token.__data[0] > sizeof(hobj_ref_t) - 1) {
+            pv_push_error(__func__,
+                          "h5pyvol: this connector's object tokens (%u bytes) are too long for an HDF5 1.10-style "
+                          "object reference (at most 7 bytes)",
+                          (unsigned)info.token.__data[0]);
+            return -1;
+        }
+    memcpy(ref, info.token.__data, sizeof(hobj_ref_t));
+    return 0;
 }
 
 static hid_t compat_H5Rdereference2(hid_t obj_id, hid_t oapl_id, H5R_type_t ref_type, const void *ref)
 {
     REAL(H5Rdereference2);
-    if (refuse_reference(obj_id, __func__))
+    H5O_token_t token;
+
+    if (!is_ours(obj_id))
+        return real_H5Rdereference2(obj_id, oapl_id, ref_type, ref);
+    H5Eclear2(H5E_DEFAULT);
+    if (!ref || object_ref_only(ref_type, __func__) < 0 || ref_to_token(ref, &token, __func__) < 0)
         return H5I_INVALID_HID;
-    return real_H5Rdereference2(obj_id, oapl_id, ref_type, ref);
+    return H5Oopen_by_token(obj_id, token);
 }
 
 static herr_t compat_H5Rget_obj_type2(hid_t id, H5R_type_t ref_type, const void *ref, H5O_type_t *obj_type)
 {
     REAL(H5Rget_obj_type2);
-    if (refuse_reference(id, __func__))
+    H5O_info2_t info;
+    hid_t       obj;
+    herr_t      ret;
+
+    if (!is_ours(id))
+        return real_H5Rget_obj_type2(id, ref_type, ref, obj_type);
+    if ((obj = compat_H5Rdereference2(id, H5P_DEFAULT, ref_type, ref)) < 0)
         return -1;
-    return real_H5Rget_obj_type2(id, ref_type, ref, obj_type);
+    ret = H5Oget_info3(obj, &info, H5O_INFO_BASIC);
+    H5Oclose(obj);
+    if (ret >= 0 && obj_type)
+        *obj_type = info.type;
+    return ret;
+}
+
+static ssize_t compat_H5Rget_name(hid_t loc_id, H5R_type_t ref_type, const void *ref, char *name, size_t size)
+{
+    REAL(H5Rget_name);
+    hid_t   obj;
+    ssize_t n;
+
+    if (!is_ours(loc_id))
+        return real_H5Rget_name(loc_id, ref_type, ref, name, size);
+    if ((obj = compat_H5Rdereference2(loc_id, H5P_DEFAULT, ref_type, ref)) < 0)
+        return -1;
+    n = H5Iget_name(obj, name, size);
+    H5Oclose(obj);
+    return n;
 }
 
 static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void *ref)
 {
     REAL(H5Rget_region);
-    if (refuse_reference(dataset, __func__))
-        return H5I_INVALID_HID;
-    return real_H5Rget_region(dataset, ref_type, ref);
+    if (!is_ours(dataset))
+        return real_H5Rget_region(dataset, ref_type, ref);
+    H5Eclear2(H5E_DEFAULT);
+    reference_error(__func__, "HDF5 1.10-style region references are not supported; object references are");
+    return H5I_INVALID_HID;
 }
 
 /* ---- pointing other objects' import slots here ---- */
@@ -306,6 +371,7 @@ static const struct {
     {"H5Rdereference2", (void *)compat_H5Rdereference2},
     {"H5Rget_obj_type2", (void *)compat_H5Rget_obj_type2},
     {"H5Rget_region", (void *)compat_H5Rget_region},
+    {"H5Rget_name", (void *)compat_H5Rget_name},
 };
 
 #ifdef PV_R_JUMP_SLOT

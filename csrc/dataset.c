@@ -104,8 +104,8 @@ static herr_t pv_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxp
             break;
         case H5VL_DATASET_GET_TYPE:
             /* Every h5py read and write asks; the handle's type id answers
-             * without a Python frame. */
-            if ((r = PyObject_GetAttrString((PyObject *)obj, "file_type_id")) && PyLong_Check(r)) {
+             * without a Python frame (unless the type is a committed one). */
+            if ((r = PyObject_GetAttrString((PyObject *)obj, "get_type_id")) && PyLong_Check(r)) {
                 hid_t copy = H5Tcopy((hid_t)PyLong_AsLongLong(r));
                 if (copy >= 0) {
                     args->args.get_type.type_id = copy;

@@ -3,6 +3,7 @@
  */
 #include "pv.h"
 
+#include <H5VLnative.h>
 #include <string.h>
 
 static void *pv_file_create(const char *name, unsigned flags, hid_t fcpl_id, hid_t fapl_id, hid_t dxpl_id,
@@ -39,6 +40,7 @@ static void *pv_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t
 /* Open ids of our connector that belong to one file (H5Fget_obj_count/ids). */
 typedef struct {
     PyObject *file;
+    int       local; /* H5F_OBJ_LOCAL: only objects opened through this file id */
     size_t    count;
     size_t    max;   /* 0: count only */
     hid_t    *ids;
@@ -61,7 +63,8 @@ static int obj_scan_cb(hid_t id, void *udata)
     /* Skip ids of other connectors, and transient datatypes (no connector). */
     if (n < 0 || strcmp(conn, PV_CONNECTOR_NAME) != 0 || !(obj = H5VLobject(id)))
         return 0;
-    same = pv_call(PV_FN_same_file, "H5Fget_obj_ids", 2, pv_ref(obj), pv_ref(scan->file));
+    same = pv_call(PV_FN_same_file, "H5Fget_obj_ids", 3, pv_ref(obj), pv_ref(scan->file),
+                   PyBool_FromLong(scan->local));
     if (!same) {
         scan->failed = 1;
         return -1;
@@ -85,7 +88,7 @@ static herr_t scan_objects(PyObject *file, unsigned types, size_t max, hid_t *id
                  {H5F_OBJ_GROUP, H5I_GROUP},
                  {H5F_OBJ_DATATYPE, H5I_DATATYPE},
                  {H5F_OBJ_ATTR, H5I_ATTR}};
-    obj_scan_t scan = {file, 0, max, ids, 0};
+    obj_scan_t scan = {file, (types & H5F_OBJ_LOCAL) != 0, 0, max, ids, 0};
 
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (!(types & kinds[k].flag))
@@ -215,10 +218,19 @@ static herr_t pv_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t
 
 static herr_t pv_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
 {
-    (void)obj;
+    PyGILState_STATE gil;
+    herr_t           ret;
+
     (void)dxpl_id;
     (void)req;
-    return pv_unsupported(__func__, "file", args->op_type);
+    /* SWMR writing is a promise about consistency, which a connector can keep. */
+    if (args->op_type != H5VL_NATIVE_FILE_START_SWMR_WRITE)
+        return pv_unsupported(__func__, "file", args->op_type);
+    if (pv_enter(&gil, __func__) < 0)
+        return -1;
+    ret = pv_call_void(PV_FN_file_start_swmr_write, __func__, 1, pv_ref(obj));
+    pv_leave(gil);
+    return ret;
 }
 
 static herr_t pv_file_close(void *obj, hid_t dxpl_id, void **req)

@@ -117,6 +117,7 @@ static herr_t get_objinfo(void *obj, H5VL_native_group_get_objinfo_t *a, const c
     PyGILState_STATE   gil;
     PyObject          *r;
     unsigned long long fileno, nlink, linklen;
+    long long          mtime;
     int                type;
     const char        *tok;
     Py_ssize_t         tok_len;
@@ -126,7 +127,8 @@ static herr_t get_objinfo(void *obj, H5VL_native_group_get_objinfo_t *a, const c
         return -1;
     r = pv_call(PV_FN_group_get_objinfo, func, 3, pv_ref(obj), pv_loc(&a->loc_params),
                 PyBool_FromLong(a->follow_link));
-    if (r && PyArg_ParseTuple(r, "Ky#KiK;object stat", &fileno, &tok, &tok_len, &nlink, &type, &linklen)) {
+    if (r && PyArg_ParseTuple(r, "Ky#KiKL;object stat", &fileno, &tok, &tok_len, &nlink, &type, &linklen,
+                              &mtime)) {
         H5G_stat_t *st = a->statbuf;
         if (st) {
             memset(st, 0, sizeof *st);
@@ -135,6 +137,7 @@ static herr_t get_objinfo(void *obj, H5VL_native_group_get_objinfo_t *a, const c
             st->nlink   = (unsigned)nlink;
             st->type    = (H5G_obj_t)type;
             st->linklen = (size_t)linklen;
+            st->mtime   = (time_t)mtime;
         }
         ret = 0;
     }

@@ -28,7 +28,7 @@
     X(cap_flags)                                                                                  \
     X(file_create) X(file_open) X(file_close) X(file_get_fapl) X(file_get_fcpl)                   \
     X(file_get_fileno) X(file_get_intent) X(file_get_name) X(file_flush) X(file_reopen)           \
-    X(file_is_accessible) X(file_delete) X(file_is_equal) X(same_file)                            \
+    X(file_is_accessible) X(file_delete) X(file_is_equal) X(same_file) X(file_start_swmr_write)   \
     X(group_create) X(group_open) X(group_close) X(group_get_gcpl) X(group_get_info)              \
     X(group_get_objinfo)                                                                          \
     X(dataset_create) X(dataset_open) X(dataset_close) X(dataset_read) X(dataset_write)           \

@@ -248,7 +248,27 @@ static PyObject *plugin_new_plist(PyObject *self, PyObject *arg)
     return PyLong_FromLongLong((long long)id);
 }
 
+/* An HDF5 id for one of our handles, e.g. a committed datatype (HDF5 builds
+ * the datatype from its binary form, asking the bridge). The id owns a reference. */
+static PyObject *plugin_register(PyObject *self, PyObject *args)
+{
+    PyObject *handle;
+    int       type;
+    hid_t     id;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oi", &handle, &type))
+        return NULL;
+    if ((id = pv_register(handle, (H5I_type_t)type)) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not register an id for the object");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)id);
+}
+
 static PyMethodDef plugin_methods[] = {
+    {"register", plugin_register, METH_VARARGS,
+     "register(handle, H5I type) -> a new id for a bridge handle (the caller owns it)"},
     {"new_plist", plugin_new_plist, METH_O,
      "new_plist('attribute create' | 'datatype create') -> a new default property list id"},
     {"copy_type", plugin_copy_type, METH_O, "copy_type(type_id) -> a new datatype id (H5Tcopy)"},

@@ -14,6 +14,7 @@ datatype conversion), and the text of errors.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import math
 import os
@@ -31,12 +32,14 @@ from ._hdf5 import (
     borrow,
     connector_name,
     dcpl_layout,
+    decode_dcpl,
     decode_plist,
     decode_type,
     detach,
     encode_dcpl,
     encode_plist,
     lib,
+    tracks_link_order,
 )
 from .selection import Selection
 
@@ -45,9 +48,10 @@ H5I_FILE, H5I_GROUP, H5I_DATATYPE, H5I_DATASET, H5I_ATTR = 1, 2, 3, 5, 7
 H5O_TYPE_GROUP, H5O_TYPE_DATASET, H5O_TYPE_NAMED_DATATYPE = 0, 1, 2
 H5L_TYPE_HARD, H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL = 0, 1, 64
 H5F_ACC_RDWR, H5F_ACC_TRUNC, H5F_ACC_EXCL = 0x1, 0x2, 0x4
+H5F_ACC_SWMR_WRITE, H5F_ACC_SWMR_READ = 0x20, 0x40
 H5_INDEX_NAME, H5_INDEX_CRT_ORDER = 0, 1
 H5_ITER_DEC = 1
-H5O_INFO_NUM_ATTRS = 0x4
+H5O_INFO_TIME, H5O_INFO_NUM_ATTRS = 0x2, 0x4
 H5G_STORAGE_TYPE_COMPACT = 1
 H5G_LINK, H5G_UDLINK = 3, 4
 H5T_CSET_ASCII, H5T_CSET_UTF8 = 0, 1
@@ -60,6 +64,7 @@ CAP_FLAGS = {
     "supports_attributes": 0x8 | 0x10,
     "supports_soft_links": 0x80000000,
     "supports_external_links": 0x20000000,
+    "supports_user_links": 0x100000000,
     "supports_creation_order": 0x800000,
     "supports_committed_datatypes": 0x400000,
     "supports_storage_size": 0x2000000,
@@ -84,6 +89,7 @@ class FileState:
         self.file = file
         self.name = name
         self.writable = bool(flags & H5F_ACC_RDWR)
+        self.swmr = flags & (H5F_ACC_SWMR_WRITE if self.writable else H5F_ACC_SWMR_READ)  # part of the intent
         self.fapl = borrow(fapl, h5p.PropFAID).copy()
         if fcpl > 0:
             self.fcpl = borrow(fcpl, h5p.PropFCID).copy()
@@ -129,6 +135,11 @@ class FileHandle:
         self.state.file_handles.remove(self)
         self.state.release()
 
+    @property
+    def open(self) -> bool:
+        """Whether an HDF5 id refers to this handle now."""
+        return any(f is self for f in self.state.file_handles)
+
     def __repr__(self) -> str:
         return f"<file {self.state.name!r}>"
 
@@ -139,10 +150,11 @@ class NodeHandle:
     dapl = None  # a dataset's access properties, as given at create/open
     io = None  # see _load_meta
 
-    def __init__(self, state: FileState, node: api.Node, path: str | None):
+    def __init__(self, state: FileState, node: api.Node, path: str | None, via: FileHandle | None = None):
         self.state = state
         self.node = node
         self.path = path
+        self.via = via  # the file id it was opened through (H5F_OBJ_LOCAL)
         self.kind = _id_type(node)
         state.users += 1
         if isinstance(node, api.Dataset):
@@ -153,6 +165,8 @@ class NodeHandle:
         self.meta = meta
         self.file_type = decode_type(meta.hdf5_type)
         self.file_type_id = self.file_type.id
+        # What H5Dget_type copies in C; None: ask dataset_get_type (a committed datatype).
+        self.get_type_id = None if meta.committed_type else self.file_type_id
         self.dtype = datatypes.dtype_of(self.file_type)
         self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
         # What the plugin's C fast path (csrc/io.c) needs to serve reads and
@@ -175,8 +189,10 @@ class AttrHandle:
 
     kind = H5I_ATTR
 
-    def __init__(self, state: FileState, owner: api.Node, attr: api.Attribute, name: str):
+    def __init__(self, state: FileState, owner: api.Node, attr: api.Attribute, name: str,
+                 via: FileHandle | None = None):
         self.state = state
+        self.via = via  # the file id it was opened through (H5F_OBJ_LOCAL)
         self.owner = owner
         self.attr = attr
         self.name = name
@@ -208,6 +224,12 @@ def node_of(obj: Any) -> api.File | api.Node | api.Attribute:
     if isinstance(handle, FileHandle):
         return handle.state.file
     return handle.attr if isinstance(handle, AttrHandle) else handle.node
+
+
+def _via(h) -> FileHandle | None:
+    """The file handle through which `h` was opened: HDF5's file of an object
+    (for H5F_OBJ_LOCAL), which is one of possibly several opens of one file."""
+    return h if isinstance(h, FileHandle) else getattr(h, "via", None)
 
 
 def _id_type(node: api.Node) -> int:
@@ -265,21 +287,60 @@ def _components(path: str) -> list[str]:
     return [p for p in path.split("/") if p and p != "."]
 
 
-def _follow(state: FileState, group: api.Group, group_path: str | None, link: api.Link, depth: int):
-    """The node a link points to, and its path."""
+def _follow(state: FileState, group: api.Group, group_path: str | None, link: api.Link,
+            depth: int) -> tuple[FileState, api.Node]:
+    """The node a link points to, and the open file that holds it."""
     if isinstance(link, api.HardLink):
-        return state.file.open_node(link.token)
+        return state, state.file.open_node(link.token)
+    if depth >= MAX_SOFT_LINK_DEPTH:
+        raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft or external links followed")
     if isinstance(link, api.SoftLink):
-        if depth >= MAX_SOFT_LINK_DEPTH:
-            raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft links followed")
-        return _walk(state, group, group_path, link.path, depth + 1)[0]
+        return _walk(state, group, group_path, link.path, depth + 1)[:2]
     if isinstance(link, api.ExternalLink):
-        raise NotImplementedError(f"following external link to {link.filename}:{link.path}")
+        target = _open_linked_file(state, link.filename)
+        return _walk(target, target.file.root, "/", link.path, depth + 1)[:2]
     raise NotImplementedError(f"following user-defined links (class {link.link_class})")
 
 
-def _walk(state: FileState, start: api.Node, start_path: str | None, path: str, depth: int = 0):
-    """The node at `path` from `start`, and its absolute path (None if unknown)."""
+# Files opened only to follow an external link; closed once no HDF5 id uses them.
+_linked_files: list[FileState] = []
+
+
+def _open_linked_file(state: FileState, filename: str) -> FileState:
+    """The file an external link names, through the same connector. As in
+    HDF5, a relative name is looked for beside the linking file first, then
+    as given; the file opens with the linking file's intent."""
+    _close_linked_files()
+    names = [filename]
+    if not filename.startswith("/") and posixpath.dirname(state.name):
+        names.insert(0, posixpath.join(posixpath.dirname(state.name), filename))
+    conn = state.connector
+    for name in names:
+        if (id(conn), name) in _open_files:
+            return _open_files[(id(conn), name)]
+    for name in names:
+        if conn.exists(name):
+            file = conn.open(name, writable=state.writable)
+            flags = H5F_ACC_RDWR if state.writable else 0
+            linked = FileState(conn, file, name, flags, state.fapl.id, 0)
+            _linked_files.append(linked)
+            return linked
+    raise FileNotFoundError(f"the file {filename!r} that an external link names does not exist "
+                            f"(looked for {', '.join(map(repr, names))})")
+
+
+def _close_linked_files() -> None:
+    """Release files opened for external links that no HDF5 id uses any more."""
+    for linked in list(_linked_files):
+        if not linked.users and not linked.file_handles:
+            _linked_files.remove(linked)
+            linked.release()
+
+
+def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
+          depth: int = 0) -> tuple[FileState, api.Node, str | None]:
+    """The node at `path` from `start`, the file that holds it (external links
+    lead to others), and its absolute path there (None if unknown)."""
     node = state.file.root if path.startswith("/") else start
     here = "/" if path.startswith("/") else start_path
     for part in _components(path):
@@ -289,21 +350,21 @@ def _walk(state: FileState, start: api.Node, start_path: str | None, path: str, 
             link = node.get_link(part)
         except KeyError:
             raise KeyError(f"no object named {part!r} in group {here or '?'!r}") from None
-        node = _follow(state, node, here, link, depth)
-        here = _join(here, part)
-    return node, here
+        state, node = _follow(state, node, here, link, depth)
+        here = _join("/", link.path) if isinstance(link, api.ExternalLink) else _join(here, part)
+    return state, node, here
 
 
 def _parent(state: FileState, start: api.Node, start_path: str | None, path: str):
-    """The group that holds the last component of `path`, its path, and that component."""
+    """(file, group holding the last component of `path`, its path, that component)."""
     parts = _components(path)
     if not parts:
         raise ValueError(f"{path!r} names no link")
     prefix = ("/" if path.startswith("/") else "") + "/".join(parts[:-1])
-    group, gpath = _walk(state, start, start_path, prefix or ".")
+    state, group, gpath = _walk(state, start, start_path, prefix or ".")
     if not isinstance(group, api.Group):
         raise KeyError(f"{gpath or prefix!r} is not a group")
-    return group, gpath, parts[-1]
+    return state, group, gpath, parts[-1]
 
 
 def _ordered(names: list[str], idx_type: int, order: int) -> list[str]:
@@ -335,15 +396,14 @@ def _locate(h, loc):
         return state, node, path
     kind = loc[0]
     if kind == "name":
-        node, path = _walk(state, node, path, loc[1])
-        return state, node, path
+        return _walk(state, node, path, loc[1])
     if kind == "idx":
-        group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1])
         if not isinstance(group, api.Group):
             raise TypeError(f"{gpath!r} is not a group")
         names = [name for name, _ in group.links()]
         name = _nth(names, loc[2], loc[3], loc[4])
-        target = _follow(state, group, gpath, group.get_link(name), 0)
+        state, target = _follow(state, group, gpath, group.get_link(name), 0)
         return state, target, _join(gpath, name)
     if kind == "token":
         return state, state.file.open_node(untoken16(loc[1])), None
@@ -356,10 +416,9 @@ def _link_target(h, loc):
     if loc is None:
         raise ValueError("this link operation needs a link name")
     if loc[0] == "name":
-        group, gpath, name = _parent(state, node, path, loc[1])
-        return state, group, gpath, name
+        return _parent(state, node, path, loc[1])
     if loc[0] == "idx":
-        group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1])
         if not isinstance(group, api.Group):
             raise TypeError(f"{gpath!r} is not a group")
         return state, group, gpath, _nth([n for n, _ in group.links()], loc[2], loc[3], loc[4])
@@ -367,8 +426,8 @@ def _link_target(h, loc):
 
 
 def _creation_parent(state: FileState, base: api.Node, base_path: str | None, name: str, lcpl: int):
-    """(group, group path, leaf) where a new link `name` goes; makes missing
-    intermediate groups when the link creation properties ask for it."""
+    """(file, group, group path, leaf) where a new link `name` goes; makes
+    missing intermediate groups when the link creation properties ask for it."""
     parts = _components(name)
     if not parts:
         raise ValueError(f"{name!r} is not a valid name for a new link")
@@ -379,20 +438,38 @@ def _creation_parent(state: FileState, base: api.Node, base_path: str | None, na
             raise KeyError(f"{gpath!r} is not a group")
         if intermediate and not group.has_link(part):
             child = state.file.create_group()
-            group.set_link(part, api.HardLink(child.token))
+            _insert_link(group, part, api.HardLink(child.token))
             group = child
         else:
             try:
                 link = group.get_link(part)
             except KeyError:
                 raise KeyError(f"no group named {part!r} in {gpath or '?'!r} (parent groups are not created)") from None
-            group = _follow(state, group, gpath, link, 0)
+            state, group = _follow(state, group, gpath, link, 0)
+            if isinstance(link, api.ExternalLink):
+                gpath = _join("/", link.path)
+                continue
         gpath = _join(gpath, part)
     if not isinstance(group, api.Group):
         raise KeyError(f"{gpath!r} is not a group")
     if group.has_link(parts[-1]):
         raise ValueError(f"an object named {parts[-1]!r} already exists in {gpath or '?'!r}")
-    return group, gpath, parts[-1]
+    return state, group, gpath, parts[-1]
+
+
+def _insert_link(group: api.Group, name: str, link: api.Link) -> None:
+    """Add a link under the group's next creation-order number, as HDF5 does."""
+    order = group.next_creation_order()
+    group.set_link(name, link)
+    group.note_creation_order(name, order)
+
+
+def _link_order(group: api.Group, name: str, orders: dict[str, int] | None = None) -> tuple[bool, int]:
+    """(valid, number): a link's creation order, valid when the group tracks it."""
+    if not tracks_link_order(group.gcpl):
+        return False, 0
+    orders = group.creation_orders() if orders is None else orders
+    return True, orders.get(name, 0)
 
 
 def _new_node(h, loc, name: str | None, lcpl: int, make):
@@ -401,9 +478,10 @@ def _new_node(h, loc, name: str | None, lcpl: int, make):
     state.check_writable()
     if name is None:
         return state, make(state.file), None
-    group, gpath, leaf = _creation_parent(state, base, base_path, name, lcpl)
+    state, group, gpath, leaf = _creation_parent(state, base, base_path, name, lcpl)
+    state.check_writable()  # an external link may lead to another file
     node = make(state.file)
-    group.set_link(leaf, api.HardLink(node.token))
+    _insert_link(group, leaf, api.HardLink(node.token))
     return state, node, _join(gpath, leaf)
 
 
@@ -413,7 +491,25 @@ def _new_node(h, loc, name: str | None, lcpl: int, make):
 def _object_info(state: FileState, node: api.Node, fields: int) -> tuple:
     num_attrs = len(node.attribute_names()) if fields & H5O_INFO_NUM_ATTRS else 0
     otype = _OBJ_TYPE[_id_type(node)]
-    return (state.fileno, token16(node.token), otype, node.link_count, 0, 0, 0, 0, num_attrs)
+    t = _object_time(node) if fields & H5O_INFO_TIME else 0  # access, modification, change, birth
+    return (state.fileno, token16(node.token), otype, node.link_count, t, t, t, t, num_attrs)
+
+
+def _object_time(node: api.Node) -> int:
+    """The node's creation time if its creation properties track times, else 0."""
+    if isinstance(node, api.Dataset):
+        blob = node.meta.dcpl
+    elif isinstance(node, api.Group):
+        blob = node.gcpl
+    else:
+        return 0  # a committed datatype's creation properties are not kept
+    return node.created if _tracks_times(blob) else 0
+
+
+@functools.lru_cache(maxsize=256)
+def _tracks_times(blob: bytes) -> bool:
+    """Whether serialized object creation properties track times (HDF5's default: yes)."""
+    return not blob or decode_plist(blob, h5p.PropOCID).get_obj_track_times()
 
 
 def _encode_external(link: api.ExternalLink) -> bytes:
@@ -430,17 +526,18 @@ def _link_value(link: api.Link) -> bytes:
     raise TypeError("a hard link has no value")
 
 
-def _link_info(name: str, link: api.Link, corder: int) -> tuple:
+def _link_info(name: str, link: api.Link, order: tuple[bool, int]) -> tuple:
     cset = H5T_CSET_ASCII if name.isascii() else H5T_CSET_UTF8
+    valid, corder = order
     if isinstance(link, api.HardLink):
-        return (H5L_TYPE_HARD, True, corder, cset, token16(link.token))
+        return (H5L_TYPE_HARD, valid, corder, cset, token16(link.token))
     if isinstance(link, api.SoftLink):
         ltype = H5L_TYPE_SOFT
     elif isinstance(link, api.ExternalLink):
         ltype = H5L_TYPE_EXTERNAL
     else:
         ltype = link.link_class
-    return (ltype, True, corder, cset, len(_link_value(link)))
+    return (ltype, valid, corder, cset, len(_link_value(link)))
 
 
 def _attr_info(owner: api.Node, name: str, meta: api.ArrayMeta) -> tuple:
@@ -454,7 +551,8 @@ def _new_space(meta: api.ArrayMeta) -> int:
     return _plugin().make_space(None if meta.null else meta.shape, meta.maxshape)
 
 
-def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"") -> api.ArrayMeta:
+def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"", h=None) -> api.ArrayMeta:
+    """The meta of a new array; `h` (where it is created) lets a committed type be remembered."""
     ftype = borrow(type_id, h5t.typewrap)
     space = borrow(space_id, h5s.SpaceID)
     null = space.get_simple_extent_type() == h5s.NULL
@@ -464,7 +562,33 @@ def _meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"") -> api.ArrayM
         dims = space.get_simple_extent_dims(True)
         if tuple(dims) != shape:
             maxshape = tuple(None if d == h5s.UNLIMITED else int(d) for d in dims)
-    return api.ArrayMeta(ftype.encode(), shape, maxshape, dcpl, null)
+    committed = _committed_token(h, ftype) if h is not None else b""
+    return api.ArrayMeta(ftype.encode(), shape, maxshape, dcpl, null, committed)
+
+
+def _committed_token(h, ftype: h5t.TypeID) -> bytes:
+    """The token of `ftype` if it is a committed datatype of the file of `h`, else b""."""
+    if not ftype.committed() or connector_name(ftype.id) != CONNECTOR_NAME:
+        return b""  # transient, or committed in a file of another connector
+    handle = ctypes.cast(lib().H5VLobject(ftype.id), ctypes.py_object).value
+    if not isinstance(handle, NodeHandle) or handle.state is not _base(h)[0]:
+        return b""
+    return handle.node.token
+
+
+def _new_type(h, type_id: int) -> int:
+    """A new datatype id for the elements of dataset or attribute `h`: its
+    committed datatype (as H5Topen opens it) if it has one that still exists,
+    else a copy of `type_id`."""
+    state, meta = h.state, h.meta
+    if meta.committed_type:
+        try:
+            node = state.file.open_node(meta.committed_type)
+        except KeyError:
+            node = None  # deleted since: the type is transient now
+        if isinstance(node, api.Datatype) and decode_type(node.hdf5_type) == decode_type(meta.hdf5_type):
+            return _plugin().register(NodeHandle(state, node, None, _via(h)), H5I_DATATYPE)
+    return _plugin().copy_type(type_id)
 
 
 # ---------------------------------------------------------------- capabilities
@@ -518,7 +642,15 @@ def file_get_fileno(h) -> int:
 
 
 def file_get_intent(h) -> int:
-    return H5F_ACC_RDWR if h.state.writable else 0
+    return (H5F_ACC_RDWR if h.state.writable else 0) | h.state.swmr
+
+
+def file_start_swmr_write(h) -> None:
+    """H5Fstart_swmr_write: readers may now open the file while it is written.
+    As in HDF5, the file is flushed first and SWMR_WRITE joins its intent."""
+    h.state.check_writable()
+    h.state.file.flush()
+    h.state.swmr |= H5F_ACC_SWMR_WRITE
 
 
 def file_get_name(h) -> str:
@@ -548,7 +680,11 @@ def file_is_equal(a, b) -> bool:
     return a.state is b.state
 
 
-def same_file(h, file_handle) -> bool:
+def same_file(h, file_handle, local: bool = False) -> bool:
+    """Whether `h` belongs to the file of `file_handle`; with `local`
+    (H5F_OBJ_LOCAL), whether it was opened through that very file id."""
+    if local and _via(h) is not None:
+        return _via(h) is file_handle
     return h.state is file_handle.state
 
 
@@ -558,16 +694,16 @@ def same_file(h, file_handle) -> bool:
 def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
     gcpl_blob = encode_plist(gcpl) if gcpl > 0 else b""
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_group(gcpl_blob))
-    return NodeHandle(state, node, path)
+    return NodeHandle(state, node, path, _via(h))
 
 
 def _open_node(h, loc, name: str, kind: type, what: str) -> NodeHandle:
     """Open the node at `name` from the location, checking it is a `kind`."""
     state, base, base_path = _locate(h, loc)
-    node, path = _walk(state, base, base_path, name)
+    state, node, path = _walk(state, base, base_path, name)
     if not isinstance(node, kind):
         raise TypeError(f"{path or name!r} is not {what}")
-    return NodeHandle(state, node, path)
+    return NodeHandle(state, node, path, _via(h))
 
 
 def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
@@ -588,22 +724,22 @@ def group_get_info(h, loc) -> tuple:
     _, node, path = _locate(h, loc)
     if not isinstance(node, api.Group):
         raise TypeError(f"{path or 'object'!r} is not a group")
-    n = len(node.links())
-    return (H5G_STORAGE_TYPE_COMPACT, n, n, False)
+    max_corder = node.next_creation_order() if tracks_link_order(node.gcpl) else 0
+    return (H5G_STORAGE_TYPE_COMPACT, len(node.links()), max_corder, False)
 
 
 def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
-    """H5Gget_objinfo (h5py's object hashing): (fileno, token, nlink, type, linklen)."""
+    """H5Gget_objinfo (h5py's object hashing): (fileno, token, nlink, type, linklen, mtime)."""
     state, base, path = _base(h)
     name = loc[1] if loc is not None and loc[0] == "name" else "."
     if not follow_link and _components(name):
-        group, _, leaf = _parent(state, base, path, name)
+        state, group, _, leaf = _parent(state, base, path, name)
         link = group.get_link(leaf)
         if not isinstance(link, api.HardLink):
             kind = H5G_LINK if isinstance(link, api.SoftLink) else H5G_UDLINK
-            return (state.fileno, b"", 0, kind, len(_link_value(link)))
-    node, _ = _walk(state, base, path, name)
-    return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0)
+            return (state.fileno, b"", 0, kind, len(_link_value(link)), 0)
+    state, node, _ = _walk(state, base, path, name)
+    return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0, _object_time(node))
 
 
 # ---------------------------------------------------------------- datasets
@@ -611,14 +747,14 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
 
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
     dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
-    meta = _meta_from_ids(type_id, space_id, dcpl_blob)
+    meta = _meta_from_ids(type_id, space_id, dcpl_blob, h)
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout != h5d.CHUNKED:
         raise ValueError("a dataset whose shape can change needs a chunked layout")
     if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
         raise ValueError(f"chunk shape {meta.chunks} does not match the dataset's rank {len(meta.shape)}")
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_dataset(meta))
-    handle = NodeHandle(state, node, path)
+    handle = NodeHandle(state, node, path, _via(h))
     handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
     return handle
 
@@ -729,12 +865,16 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
         h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
         return
     mtype = borrow(mem_type, h5t.typewrap)
+    stored = None
+    if datatypes.keeps_stored_members(mtype, h.file_type):
+        stored = np.empty(fsel.result_shape, h.dtype)
+        h.node.read(fsel, stored)
     if msel.kind == "all":
-        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl))
+        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl), stored)
     else:
         elem = np.dtype((np.void, msize))
         gathered = np.ascontiguousarray(_view(buf, elem, extent)[msel.index])
-        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl))
+        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl), stored)
     h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
 
 
@@ -744,12 +884,12 @@ def dataset_get_space(h: NodeHandle) -> int:
 
 
 def dataset_get_type(h: NodeHandle) -> int:
-    return _plugin().copy_type(h.file_type_id)
+    return _new_type(h, h.file_type_id)
 
 
 def dataset_get_dcpl(h: NodeHandle) -> int:
     if h.meta.dcpl:
-        return detach(decode_plist(h.meta.dcpl))
+        return detach(decode_dcpl(h.meta.dcpl, h.file_type_id))
     return detach(h5p.create(h5p.DATASET_CREATE))
 
 
@@ -787,7 +927,7 @@ def _attr_owner(h, loc):
     """(state, owner node) for attribute operations (idx locations name the owner)."""
     if loc is not None and loc[0] == "idx":
         state, node, path = _base(h)
-        owner, _ = _walk(state, node, path, loc[1])
+        state, owner, _ = _walk(state, node, path, loc[1])
         return state, owner
     state, owner, _ = _locate(h, loc)
     return state, owner
@@ -802,8 +942,8 @@ def attr_create(h, loc, name: str, type_id: int, space_id: int, acpl: int, aapl:
     state.check_writable()
     if name in owner.attribute_names():
         raise ValueError(f"an attribute named {name!r} already exists")
-    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id))
-    return AttrHandle(state, owner, attr, name)
+    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id, h=h))
+    return AttrHandle(state, owner, attr, name, _via(h))
 
 
 def attr_open(h, loc, name, aapl: int) -> AttrHandle:
@@ -814,7 +954,7 @@ def attr_open(h, loc, name, aapl: int) -> AttrHandle:
         attr = owner.open_attribute(name)
     except KeyError:
         raise KeyError(f"no attribute named {name!r}") from None
-    return AttrHandle(state, owner, attr, name)
+    return AttrHandle(state, owner, attr, name, _via(h))
 
 
 attr_close = _close
@@ -830,7 +970,8 @@ def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
     if datatypes.needs_conversion(mtype, h.file_type):
         datatypes.from_numpy(h.file_type, mtype, data, buf, _dxpl(dxpl))
     else:
-        np.copyto(np.frombuffer(buf, h.dtype), data.reshape(-1))
+        mem = np.frombuffer(buf, h.dtype)  # (n,) or, for an array datatype, (n,) + its dimensions
+        np.copyto(mem, data.reshape(mem.shape))
 
 
 def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
@@ -839,7 +980,8 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
     n = h.meta.size
     buf = _plugin().buffer(addr, n * mtype.get_size(), False)
     if datatypes.needs_conversion(mtype, h.file_type):
-        data = datatypes.to_numpy(mtype, h.file_type, buf, n, _dxpl(dxpl))
+        stored = h.attr.read() if datatypes.keeps_stored_members(mtype, h.file_type) else None
+        data = datatypes.to_numpy(mtype, h.file_type, buf, n, _dxpl(dxpl), stored)
     else:
         data = np.frombuffer(buf, h.dtype)
     h.attr.write(data.reshape(h.meta.shape + h.dtype.shape))
@@ -870,7 +1012,7 @@ def attr_get_space(h: AttrHandle) -> int:
 
 
 def attr_get_type(h: AttrHandle) -> int:
-    return _plugin().copy_type(h.file_type.id)
+    return _new_type(h, h.file_type.id)
 
 
 def attr_get_storage_size(h: AttrHandle) -> int:
@@ -898,7 +1040,7 @@ def attr_iterate(h, loc, idx_type: int, order: int, start: int) -> tuple:
     state, owner = _attr_owner(h, loc)
     names = _ordered(owner.attribute_names(), idx_type, order)[start:]
     items = [(n, _attr_info(owner, n, owner.open_attribute(n).meta)) for n in names]
-    fresh = NodeHandle(state, owner, None)
+    fresh = NodeHandle(state, owner, None, _via(h))
     return fresh, fresh.kind, items
 
 
@@ -916,7 +1058,7 @@ def attr_rename(h, loc, old: str, new: str) -> None:
 def datatype_commit(h, loc, name, type_id: int, lcpl: int, tcpl: int, tapl: int) -> NodeHandle:
     blob = borrow(type_id, h5t.typewrap).encode()
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.commit_datatype(blob))
-    return NodeHandle(state, node, path)
+    return NodeHandle(state, node, path, _via(h))
 
 
 def datatype_open(h, loc, name: str, tapl: int) -> NodeHandle:
@@ -942,8 +1084,9 @@ def _add_link(h, loc, link: api.Link, lcpl: int) -> None:
     state.check_writable()
     if loc is None or loc[0] != "name":
         raise ValueError("a new link needs a name")
-    group, _, leaf = _creation_parent(state, base, base_path, loc[1], lcpl)
-    group.set_link(leaf, link)
+    state, group, _, leaf = _creation_parent(state, base, base_path, loc[1], lcpl)
+    state.check_writable()
+    _insert_link(group, leaf, link)
 
 
 def link_create_hard(h, loc, target_h, target_loc, lcpl: int, lapl: int) -> None:
@@ -967,39 +1110,46 @@ def link_create_ud(h, loc, link_class: int, value: bytes, lcpl: int, lapl: int) 
     _add_link(h, loc, link, lcpl)
 
 
-def _copy_link(src_h, loc1, dst_h, loc2, move: bool) -> None:
-    sstate, sgroup, _, sname = _link_target(src_h if src_h is not None else dst_h, loc1)
-    dstate, dgroup, dpath, dname = _link_target(dst_h if dst_h is not None else src_h, loc2)
+def _copy_link(src_h, loc1, dst_h, loc2, lcpl: int, move: bool) -> None:
+    sstate, sgroup, spath, sname = _link_target(src_h if src_h is not None else dst_h, loc1)
+    dst = dst_h if dst_h is not None else src_h
+    dstate = _base(dst)[0]
     if sstate is not dstate:
         raise ValueError("links cannot be copied or moved between files")
     sstate.check_writable()
-    link = sgroup.get_link(sname)
-    if dgroup.has_link(dname):
-        raise ValueError(f"a link named {dname!r} already exists in {dpath or '?'!r}")
-    dgroup.set_link(dname, link)
+    try:
+        link = sgroup.get_link(sname)
+    except KeyError:
+        raise KeyError(f"no link named {sname!r} in {spath or '?'!r}") from None
+    if loc2 is not None and loc2[0] == "name":  # missing groups on the way are made if lcpl asks
+        _, dgroup, _, dname = _creation_parent(dstate, *_base(dst)[1:], loc2[1], lcpl)
+    else:
+        _, dgroup, dpath, dname = _link_target(dst, loc2)
+        if dgroup.has_link(dname):
+            raise ValueError(f"a link named {dname!r} already exists in {dpath or '?'!r}")
+    _insert_link(dgroup, dname, link)
     if move:
         sgroup.delete_link(sname)
 
 
 def link_copy(src_h, loc1, dst_h, loc2, lcpl: int, lapl: int) -> None:
-    _copy_link(src_h, loc1, dst_h, loc2, move=False)
+    _copy_link(src_h, loc1, dst_h, loc2, lcpl, move=False)
 
 
 def link_move(src_h, loc1, dst_h, loc2, lcpl: int, lapl: int) -> None:
-    _copy_link(src_h, loc1, dst_h, loc2, move=True)
+    _copy_link(src_h, loc1, dst_h, loc2, lcpl, move=True)
 
 
-def _get_link(group: api.Group, gpath, name: str) -> tuple[api.Link, int]:
-    names = [n for n, _ in group.links()]
-    if name not in names:
-        raise KeyError(f"no link named {name!r} in {gpath or '?'!r}")
-    return group.get_link(name), names.index(name)
+def _get_link(group: api.Group, gpath, name: str) -> api.Link:
+    try:
+        return group.get_link(name)
+    except KeyError:
+        raise KeyError(f"no link named {name!r} in {gpath or '?'!r}") from None
 
 
 def link_get_info(h, loc) -> tuple:
     _, group, gpath, name = _link_target(h, loc)
-    link, corder = _get_link(group, gpath, name)
-    return _link_info(name, link, corder)
+    return _link_info(name, _get_link(group, gpath, name), _link_order(group, name))
 
 
 def link_get_name(h, loc) -> str:
@@ -1008,7 +1158,7 @@ def link_get_name(h, loc) -> str:
 
 def link_get_val(h, loc) -> bytes:
     _, group, gpath, name = _link_target(h, loc)
-    return _link_value(_get_link(group, gpath, name)[0])
+    return _link_value(_get_link(group, gpath, name))
 
 
 def link_delete(h, loc) -> None:
@@ -1034,11 +1184,11 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
 
     def visit(g: api.Group, prefix: str, gpath, skip: int) -> None:
         links = dict(g.links())
-        names = list(links)
-        for name in _ordered(names, idx_type, order)[skip:]:
+        orders = g.creation_orders() if tracks_link_order(g.gcpl) else None
+        for name in _ordered(list(links), idx_type, order)[skip:]:
             link = links[name]
             rel = prefix + name
-            items.append((rel, _link_info(name, link, names.index(name))))
+            items.append((rel, _link_info(name, link, _link_order(g, name, orders))))
             if recursive and isinstance(link, api.HardLink) and link.token not in seen:
                 seen.add(link.token)
                 child = state.file.open_node(link.token)
@@ -1046,7 +1196,7 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
                     visit(child, rel + "/", _join(gpath, name), 0)
 
     visit(group, "", path, 0 if recursive else start)
-    return NodeHandle(state, group, path), items
+    return NodeHandle(state, group, path, _via(h)), items
 
 
 # ---------------------------------------------------------------- objects
@@ -1054,13 +1204,13 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
 
 def object_open(h, loc) -> tuple:
     state, node, path = _locate(h, loc)
-    handle = NodeHandle(state, node, path)
+    handle = NodeHandle(state, node, path, _via(h))
     return handle, handle.kind
 
 
 def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: int, lcpl: int) -> None:
     sstate, sbase, sbase_path = _locate(src_h, loc1)
-    source, _ = _walk(sstate, sbase, sbase_path, src_name)
+    sstate, source, _ = _walk(sstate, sbase, sbase_path, src_name)
     dstate, dbase, dbase_path = _locate(dst_h, loc2)
     dstate.check_writable()
     flags = borrow(ocpypl, h5p.PropCopyID).get_copy_object() if ocpypl > 0 else 0
@@ -1080,16 +1230,17 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
             for name, link in node.links():
                 if expand_soft and isinstance(link, api.SoftLink):
                     try:
-                        target = _follow(sstate, node, None, link, 0)
-                    except (KeyError, NotImplementedError):
+                        target = _follow(sstate, node, None, link, 0)[1]
+                    except (KeyError, NotImplementedError, OSError):
                         target = None  # dangling: copied as the soft link it is
                     if target is not None:
                         link = api.HardLink(target.token)
                 if isinstance(link, api.HardLink):
                     link = api.HardLink(clone(sstate.file.open_node(link.token), depth + 1).token)
-                new.set_link(name, link)
+                _insert_link(new, name, link)
         elif isinstance(node, api.Dataset):
-            new = dstate.file.create_dataset(node.meta)
+            # a committed type of the source file means nothing in another file
+            new = dstate.file.create_dataset(node.meta if dstate is sstate else node.meta.replace(committed_type=b""))
             everything = Selection.everything(node.meta.shape)
             if node.meta.size:
                 data = np.empty(everything.result_shape, datatypes.dtype_of(decode_type(node.meta.hdf5_type)))
@@ -1104,18 +1255,27 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
         if with_attrs:
             for name in node.attribute_names():
                 attr = node.open_attribute(name)
-                new.create_attribute(name, attr.meta).write(attr.read())
+                meta = attr.meta if dstate is sstate else attr.meta.replace(committed_type=b"")
+                new.create_attribute(name, meta).write(attr.read())
         return new
 
     copy = clone(source)
-    group, gpath, leaf = _parent(dstate, dbase, dbase_path, dst_name)
+    lstate, group, gpath, leaf = _parent(dstate, dbase, dbase_path, dst_name)
+    if lstate is not dstate:
+        raise ValueError("an object copy cannot be linked into another file through an external link")
     if group.has_link(leaf):
         raise ValueError(f"an object named {leaf!r} already exists in {gpath or '?'!r}")
-    group.set_link(leaf, api.HardLink(copy.token))
+    _insert_link(group, leaf, api.HardLink(copy.token))
 
 
 def object_get_file(h) -> tuple:
-    state = _base(h)[0]
+    """(the file handle of `h`, whether HDF5 needs a new id for it)."""
+    state, via = _base(h)[0], _via(h)
+    if via is not None and via.state is state:
+        if via.open:
+            return via, False
+        state.file_handles.append(via)  # its id was closed while `h` kept the file open
+        return via, True
     if state.file_handles:
         return state.file_handles[0], False
     return FileHandle(state), True
@@ -1124,7 +1284,30 @@ def object_get_file(h) -> tuple:
 def object_get_name(h, loc) -> str | None:
     if isinstance(h, AttrHandle) and loc is None:
         return None
-    return _locate(h, loc)[2]
+    state, node, path = _locate(h, loc)
+    if path is None and loc is None and isinstance(h, NodeHandle):
+        # opened by token (a reference): name it by a path that reaches it, as HDF5 does
+        path = h.path = _path_to(state, node.token)
+    return path
+
+
+def _path_to(state: FileState, token: bytes) -> str | None:
+    """The first path, breadth first and in creation order, whose hard link reaches `token`."""
+    if token == state.file.root.token:
+        return "/"
+    queue, seen = [(state.file.root, "/")], {state.file.root.token}
+    while queue:
+        group, gpath = queue.pop(0)
+        for name, link in group.links():
+            if not isinstance(link, api.HardLink) or link.token in seen:
+                continue
+            if link.token == token:
+                return _join(gpath, name)
+            seen.add(link.token)
+            child = state.file.open_node(link.token)
+            if isinstance(child, api.Group):
+                queue.append((child, _join(gpath, name)))
+    return None
 
 
 def object_get_type(h, loc) -> int:
@@ -1147,12 +1330,12 @@ def object_exists(h, loc) -> bool:
         _locate(h, loc)
         return True
     state, node, path = _base(h)
-    group, gpath, name = _parent(state, node, path, loc[1])
+    state, group, gpath, name = _parent(state, node, path, loc[1])
     if not group.has_link(name):
         return False
     try:
         _follow(state, group, gpath, group.get_link(name), 0)
-    except (KeyError, NotImplementedError):
+    except (KeyError, NotImplementedError, OSError):
         return False  # a dangling soft or external link
     return True
 
@@ -1182,7 +1365,7 @@ def object_visit(h, loc, idx_type: int, order: int, fields: int) -> tuple:
 
     if isinstance(start, api.Group):
         visit(start, "")
-    handle = NodeHandle(state, start, path)
+    handle = NodeHandle(state, start, path, _via(h))
     return handle, handle.kind, items
 
 

@@ -56,11 +56,13 @@ def lib() -> ctypes.CDLL:
         "H5VLclose": (_herr_t, [_hid_t]),
         "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
         "H5VLobject": (ctypes.c_void_p, [_hid_t]),
+        "H5Pget_link_creation_order": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_uint)]),
         "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
         "H5Pdecode": (_hid_t, [ctypes.c_void_p]),
         "H5Pget_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pset_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
+        "H5free_memory": (_herr_t, [ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(h, name)
@@ -128,7 +130,9 @@ def encode_dcpl(dcpl_id: int, type_id: int) -> bytes:
     H5Pencode stores a fill value's raw memory, so a fill value of a
     variable-length type would be stored as a pointer. As native HDF5 does at
     dataset creation, the fill value is first converted to the dataset's own
-    type; when that type holds pointers too, the fill value is left undefined.
+    type. A variable-length string is kept as a fixed-length string of its
+    bytes instead (`decode_dcpl` puts it back); for other types that hold
+    pointers the fill value is left undefined.
     """
     plist = borrow(dcpl_id, h5p.PropDCID)
     if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED:
@@ -136,13 +140,54 @@ def encode_dcpl(dcpl_id: int, type_id: int) -> bytes:
     h = lib()
     copy = plist.copy()
     ftype = borrow(type_id, h5t.typewrap)
-    if _holds_pointers(ftype):
+    if _is_vlen_string(ftype):
+        pointer = ctypes.c_void_p()
+        _check(h.H5Pget_fill_value(dcpl_id, type_id, ctypes.byref(pointer)), "H5Pget_fill_value")
+        value = ctypes.string_at(pointer.value) if pointer.value else b""
+        if pointer.value:
+            h.H5free_memory(pointer)
+        fixed = _fixed_string(len(value), ftype.get_cset())
+        _check(h.H5Pset_fill_value(copy.id, fixed.id, ctypes.create_string_buffer(value, fixed.get_size())),
+               "H5Pset_fill_value")
+    elif _holds_pointers(ftype):
         _check(h.H5Pset_fill_value(copy.id, type_id, None), "H5Pset_fill_value")
     else:
         value = ctypes.create_string_buffer(ftype.get_size())
         _check(h.H5Pget_fill_value(dcpl_id, type_id, value), "H5Pget_fill_value")
         _check(h.H5Pset_fill_value(copy.id, type_id, value), "H5Pset_fill_value")
     return encode_plist(copy.id)
+
+
+def decode_dcpl(blob: bytes, type_id: int) -> h5p.PropDCID:
+    """The dataset creation properties `encode_dcpl` stored, as HDF5 would
+    return them for a dataset of type `type_id`."""
+    plist = decode_plist(blob)
+    ftype = borrow(type_id, h5t.typewrap)
+    if _is_vlen_string(ftype) and plist.fill_value_defined() == h5d.FILL_VALUE_USER_DEFINED:
+        value = ctypes.c_char_p(string_fill(plist, len(blob), ftype.get_cset()))
+        _check(lib().H5Pset_fill_value(plist.id, type_id, ctypes.byref(value)), "H5Pset_fill_value")  # copies it
+    return plist
+
+
+def string_fill(plist: h5p.PropDCID, limit: int, cset: int) -> bytes:
+    """The bytes of a variable-length string fill value kept by `encode_dcpl`
+    (at most `limit` of them: the length of the serialized properties)."""
+    fixed = _fixed_string(limit, cset)
+    buf = ctypes.create_string_buffer(fixed.get_size())
+    _check(lib().H5Pget_fill_value(plist.id, fixed.id, buf), "H5Pget_fill_value")
+    return buf.raw.rstrip(b"\0")  # HDF5's variable-length strings end at their first NUL
+
+
+def _fixed_string(length: int, cset: int) -> h5t.TypeID:
+    fixed = h5t.C_S1.copy()
+    fixed.set_size(max(length, 1))
+    fixed.set_strpad(h5t.STR_NULLPAD)
+    fixed.set_cset(cset)
+    return fixed
+
+
+def _is_vlen_string(tid: h5t.TypeID) -> bool:
+    return tid.get_class() == h5t.STRING and tid.is_variable_str()
 
 
 def _holds_pointers(tid: h5t.TypeID) -> bool:
@@ -186,16 +231,37 @@ def dcpl_chunks(dcpl: bytes) -> tuple[int, ...] | None:
 
 
 @functools.lru_cache(maxsize=256)
+def tracks_link_order(gcpl: bytes) -> bool:
+    """Whether serialized group (or file) creation properties ask HDF5 to
+    track link creation order (H5Pset_link_creation_order)."""
+    if not gcpl:
+        return False
+    plist = decode_plist(gcpl, h5p.PropID)
+    flags = ctypes.c_uint()
+    _check(lib().H5Pget_link_creation_order(plist.id, ctypes.byref(flags)), "H5Pget_link_creation_order")
+    return bool(flags.value & h5p.CRT_ORDER_TRACKED)
+
+
+@functools.lru_cache(maxsize=256)
 def dcpl_layout(dcpl: bytes) -> int:
     """The layout (h5d.CONTIGUOUS, CHUNKED, COMPACT...) of serialized dcpl bytes."""
     return decode_plist(dcpl).get_layout()
 
 
 def dcpl_fill_value(dcpl: bytes, meta) -> np.generic | None:
-    """The user-defined fill value, as an element of meta.dtype; None for the default."""
+    """The user-defined fill value, as an element of meta.dtype; None for the
+    default, and for fill time "never" (HDF5 then leaves unwritten elements
+    undefined: they read as zeros)."""
     plist = decode_plist(dcpl)
-    if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or meta.dtype.hasobject:
+    if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or plist.get_fill_time() == h5d.FILL_TIME_NEVER:
         return None
+    if meta.dtype.hasobject:
+        ftype = decode_type(meta.hdf5_type)
+        if not _is_vlen_string(ftype):
+            return None  # other variable-length fill values are not kept
+        value = string_fill(plist, len(dcpl), ftype.get_cset())
+        kind = meta.dtype.metadata.get("vlen") if meta.dtype.metadata else None
+        return value.decode("utf-8", "surrogateescape") if kind is str else value
     value = np.zeros((1,), dtype=meta.dtype)
     plist.get_fill_value(value)
     return value[0]

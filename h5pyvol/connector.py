@@ -78,7 +78,8 @@ class ArrayMeta:
     """What describes a dataset's or an attribute's array.
 
     Store `hdf5_type`, `shape`, `maxshape`, `dcpl` and `null` as given, and
-    return them unchanged (with the current `shape` after a resize).
+    return them unchanged (with the current `shape` after a resize); also
+    `committed_type` where it is not empty.
     """
 
     hdf5_type: bytes
@@ -91,6 +92,10 @@ class ArrayMeta:
     """Dataset creation properties, serialized by HDF5 (H5Pencode). Opaque."""
     null: bool = False
     """True for HDF5's null dataspace: no elements at all."""
+    committed_type: bytes = b""
+    """The token of the committed datatype (a node of the same file) the array
+    was created with, b"" for a transient type. A connector that does not keep
+    it still works: the type then reads back as transient (not committed)."""
     _derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -124,16 +129,29 @@ class ArrayMeta:
         fill = dcpl_fill_value(self.dcpl, self) if self.dcpl else None
         out = np.zeros(self.shape, dtype=self.dtype) if fill is None else np.full(self.shape, fill, self.dtype)
         if self.dtype.hasobject and fill is None:
-            flat = out.reshape(-1)
-            for i in range(flat.size):  # element by element: an empty array value must not broadcast
-                flat[i] = _empty_object(self.dtype)
+            _fill_empty(out)
         return out
 
     def replace(self, **changes) -> ArrayMeta:
         """A copy with some fields changed (derived values are recomputed)."""
-        values = {k: getattr(self, k) for k in ("hdf5_type", "shape", "maxshape", "dcpl", "null")}
+        values = {k: getattr(self, k) for k in ("hdf5_type", "shape", "maxshape", "dcpl", "null", "committed_type")}
         values.update(changes)
         return ArrayMeta(**values)
+
+
+def _fill_empty(arr: np.ndarray) -> None:
+    """Give every variable-length element of `arr`, also inside compound
+    members, the value a never-written element reads as."""
+    if arr.dtype.names is not None:
+        for name in arr.dtype.names:
+            if arr.dtype.fields[name][0].hasobject:
+                _fill_empty(arr[name])  # a view: filling it fills `arr`
+        return
+    flat = arr.reshape(-1)
+    for i in range(flat.size):  # element by element: an empty array value must not broadcast
+        flat[i] = _empty_object(arr.dtype)
+    if not np.shares_memory(flat, arr):  # a member's view could not be flattened in place
+        arr[...] = flat.reshape(arr.shape)
 
 
 def _empty_object(dtype: np.dtype):
@@ -174,7 +192,9 @@ class Node(ABC):
     @property
     @abstractmethod
     def token(self) -> bytes:
-        """A name for this node, unique and stable in its file, at most 16 bytes."""
+        """A name for this node, unique and stable in its file, at most 15 bytes.
+        Tokens of at most 7 bytes also serve HDF5's 8-byte object references
+        (`hobj_ref_t`, what h5py's `Reference` and dimension scales use)."""
 
     @abstractmethod
     def attribute_names(self) -> list[str]:
@@ -203,6 +223,13 @@ class Node(ABC):
     def link_count(self) -> int:
         """How many hard links point here (HDF5's object reference count)."""
         return 1
+
+    @property
+    def created(self) -> int:
+        """When the node was created, in seconds since the epoch; 0 if unknown.
+        HDF5 reports it as the object's times when its creation properties
+        track times (H5Pset_obj_track_times)."""
+        return 0
 
     def change_link_count(self, delta: int) -> None:
         """Adjust the count behind `link_count` (H5Oincr_refcount/H5Odecr_refcount)."""
@@ -241,6 +268,24 @@ class Group(Node):
     @abstractmethod
     def delete_link(self, name: str) -> None:
         """Remove a link; KeyError if there is none. Unlinked nodes may be reclaimed."""
+
+    # HDF5 numbers links in creation order: a new link gets the group's
+    # next number, and the count starts again at 0 once the group is empty.
+    # The bridge notes each number; a connector that stores them (as the
+    # memory connector does) reports them exactly. The defaults number links
+    # by their place in `links()`, which differs only after deletions.
+
+    def creation_orders(self) -> dict[str, int]:
+        """The creation-order number of each link, by name."""
+        return {name: i for i, (name, _) in enumerate(self.links())}
+
+    def next_creation_order(self) -> int:
+        """The number the next link gets (HDF5's `max_corder`)."""
+        return len(self.links())
+
+    def note_creation_order(self, name: str, order: int) -> None:
+        """Remember `order` as the number of link `name`, just added. The
+        default keeps nothing."""
 
     def has_link(self, name: str) -> bool:
         """Whether a link called `name` exists. The default asks `get_link`."""
@@ -349,6 +394,7 @@ class Connector(ABC):
     supports_attributes: ClassVar[bool] = True
     supports_soft_links: ClassVar[bool] = True
     supports_external_links: ClassVar[bool] = True
+    supports_user_links: ClassVar[bool] = True
     supports_creation_order: ClassVar[bool] = True
     supports_committed_datatypes: ClassVar[bool] = True
     supports_resize: ClassVar[bool] = True

@@ -107,7 +107,8 @@ def _leaf_dtype(tid: h5t.TypeID) -> np.dtype:
     """h5py's dtype for a type without members, or raw bytes if it would not match bit for bit."""
     cls = tid.get_class()
     if cls == h5t.REFERENCE:
-        raise TypeError("HDF5 type class REFERENCE (object/region references) is not supported")
+        _check_supported(tid)
+        return np.dtype(f"V{tid.get_size()}")  # an hobj_ref_t / hdset_reg_ref_t is plain bytes
     try:
         dt = tid.dtype
     except (TypeError, ValueError) as e:
@@ -206,8 +207,17 @@ def _bytes_of(buf, nbytes: int, writable: bool = False) -> np.ndarray:
 
 
 def _check_supported(tid: h5t.TypeID) -> None:
-    if tid.detect_class(h5t.REFERENCE):
-        raise TypeError("HDF5 type class REFERENCE (object/region references) is not supported")
+    """HDF5 1.10-style references are plain bytes; H5R_ref_t (H5T_STD_REF) holds pointers."""
+    cls = tid.get_class()
+    if cls == h5t.REFERENCE:
+        if tid != h5t.STD_REF_OBJ and tid != h5t.STD_REF_DSETREG:
+            raise TypeError("HDF5's H5R_ref_t references (H5T_STD_REF) are not supported; "
+                            "1.10-style object references (H5T_STD_REF_OBJ) are")
+    elif cls in (h5t.COMPOUND,):
+        for i in range(tid.get_nmembers()):
+            _check_supported(tid.get_member_type(i))
+    elif cls in (h5t.ARRAY, h5t.VLEN):
+        _check_supported(tid.get_super())
 
 
 def _ascii_vlen_strings(tid: h5t.TypeID) -> h5t.TypeID:
@@ -249,6 +259,16 @@ def _conversion(src: h5t.TypeID, dst: h5t.TypeID) -> tuple[h5t.TypeID, h5t.TypeI
 
 def _needs_bkg(a: h5t.TypeID, b: h5t.TypeID) -> bool:
     return a.detect_class(h5t.COMPOUND) or b.detect_class(h5t.COMPOUND)
+
+
+def keeps_stored_members(mem_type: h5t.TypeID, file_type: h5t.TypeID) -> bool:
+    """True when writing mem_type into file_type leaves some members as they
+    are stored: a memory compound with only some of the file compound's
+    members. Native HDF5 then converts over the stored values."""
+    if mem_type.get_class() != h5t.COMPOUND or file_type.get_class() != h5t.COMPOUND:
+        return False
+    given = {mem_type.get_member_name(i) for i in range(mem_type.get_nmembers())}
+    return any(file_type.get_member_name(i) not in given for i in range(file_type.get_nmembers()))
 
 
 def _reclaim(tid: h5t.TypeID, buf: np.ndarray, n: int, dxpl: h5py.h5p.PropID | None) -> None:
@@ -384,7 +404,7 @@ def _lower(values: np.ndarray, node: _Node, raw: np.ndarray) -> None:
 
 
 def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
-             dxpl: h5py.h5p.PropID | None = None) -> np.ndarray:
+             dxpl: h5py.h5p.PropID | None = None, stored: np.ndarray | None = None) -> np.ndarray:
     """n elements of the user's buffer ``buf`` in memory type mem_type, as a new array of dtype_of(file_type).
 
     ``buf`` is any buffer-protocol object (read-only is fine) of exactly
@@ -392,7 +412,9 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
     never shares memory with it.  The result is 1-D of length n, except for
     array file types, where numpy appends the array dimensions.  Values are
     those native HDF5 would store when writing ``buf`` with mem_type into a
-    dataset of file_type.
+    dataset of file_type.  ``stored`` (n elements of dtype_of(file_type)) are
+    the values the elements hold now: compound members that mem_type lacks
+    keep them (see `keeps_stored_members`); without it they become zeros.
     """
     node = _plan(file_type)
     _check_supported(mem_type)
@@ -409,6 +431,8 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
     tmp = np.empty(n * max(msize, fsize), dtype=np.uint8)
     tmp[: src.size] = src
     bkg = np.zeros(n * fsize, dtype=np.uint8) if _needs_bkg(mem_type, file_type) else None
+    if bkg is not None and stored is not None and node.kind == "plain":
+        bkg[:] = np.ascontiguousarray(stored, node.dtype).reshape(-1).view(np.uint8)
     h5t.convert(*_conversion(mem_type, file_type), n, tmp, bkg, dxpl)
     if node.kind == "plain":
         return np.frombuffer(tmp, node.dtype, count=n)

@@ -754,12 +754,30 @@ def test_dtype_of_conventions():
 
 @pytest.mark.parametrize("tid", [h5t.STD_REF_OBJ, h5t.STD_REF_DSETREG,
                                  compound(("r", h5t.STD_REF_OBJ)), h5t.vlen_create(h5t.STD_REF_OBJ)])
-def test_references_rejected(tid):
-    with pytest.raises(TypeError, match="REFERENCE"):
+def test_old_style_references_are_bytes(tid):
+    """hobj_ref_t and hdset_reg_ref_t are plain bytes to the connector."""
+    dt = datatypes.dtype_of(tid)
+    leaf = h5py.check_vlen_dtype(dt) or dt
+    leaf = leaf["r"] if leaf.names else leaf
+    assert leaf == np.dtype(f"V{h5t.STD_REF_OBJ.get_size() if leaf.itemsize == 8 else 12}")
+
+
+def std_ref() -> h5t.TypeID:
+    """HDF5's H5T_STD_REF (h5py has no name for it)."""
+    from h5pyvol import _hdf5
+
+    return _hdf5.borrow(ctypes.c_int64.in_dll(_hdf5.lib(), "H5T_STD_REF_g").value, h5t.typewrap).copy()
+
+
+@pytest.mark.parametrize("make", [std_ref, lambda: compound(("r", std_ref())), lambda: h5t.vlen_create(std_ref())])
+def test_new_style_references_rejected(make):
+    """H5R_ref_t holds pointers, so it cannot be stored as bytes."""
+    tid = make()
+    with pytest.raises(TypeError, match="H5R_ref_t"):
         datatypes.dtype_of(tid)
-    with pytest.raises(TypeError, match="REFERENCE"):
+    with pytest.raises(TypeError, match="H5R_ref_t"):
         datatypes.to_numpy(tid, tid, bytes(tid.get_size()), 1)
-    with pytest.raises(TypeError, match="REFERENCE"):
+    with pytest.raises(TypeError, match="H5R_ref_t"):
         datatypes.from_numpy(t("<i8"), tid, np.zeros(1, "<i8"), bytearray(tid.get_size()))
 
 

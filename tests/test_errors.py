@@ -103,7 +103,7 @@ def test_c_program_sees_connector_exception(compile_c, tmp_path):
     assert "data kept: yes" in proc.stdout
 
 
-def test_old_style_references_are_refused_cleanly(tmp_path):
+def test_region_references_are_refused_cleanly(tmp_path):
     # HDF5's own refusal of these corrupts its error stack (a major code used
     # as a minor one); printing a later error then overflowed the C stack.
     code = textwrap.dedent(
@@ -125,6 +125,6 @@ def test_old_style_references_are_refused_cleanly(tmp_path):
     )
     proc = run_python(code, vol_env("memory"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "1.10-style object and region references are not supported" in proc.stdout
+    assert "1.10-style region references are not supported" in proc.stdout
     assert "later errors still reported" in proc.stdout
     assert "no object named 'nope'" in proc.stderr
