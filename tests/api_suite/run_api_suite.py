@@ -185,7 +185,9 @@ def run_group(exe: Path, group: str, env: dict[str, str], timeout: float, log: P
 def run_mode(mode: str, exe: Path, groups: list[str], env: dict[str, str], args) -> dict[str, GroupResult]:
     results = {}
     for group in groups:
-        log = Path(args.log_dir) / f"{mode.replace(' ', '-')}-{group}.log" if args.log_dir else None
+        # a connector string may hold '/' (an endpoint URL): not in a file name
+        stem = re.sub(r"[^\w.=,;-]+", "-", mode)
+        log = Path(args.log_dir) / f"{stem}-{group}.log" if args.log_dir else None
         res = run_group(exe, group, env, args.timeout, log)
         note = f" in {res.unfinished!r}" if res.unfinished and res.status not in ("ok", "failures") else ""
         print(f"[{mode}] {group:<10} {res.passed:4d} passed {res.failed:4d} failed {res.skipped:4d} skipped"
@@ -269,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connector", default="memory",
                         help="h5pyvol connector string, NAME or NAME;key=value;... (default: memory)")
+    parser.add_argument("--label", metavar="NAME",
+                        help="name of the h5pyvol results in the table and JSON (default: the HDF5_VOL_CONNECTOR "
+                        "value); a stable one lets --expected compare runs whose connector strings differ, "
+                        "e.g. in a bucket or port")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--native-only", action="store_true", help="run only with HDF5's native connector")
     only.add_argument("--vol-only", action="store_true", help="run only through h5pyvol")
@@ -310,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.vol_only:
         all_results[NATIVE] = run_mode(NATIVE, exe, groups, base_env, args)
     if not args.native_only:
-        mode = vol_env["HDF5_VOL_CONNECTOR"]
+        mode = args.label or vol_env["HDF5_VOL_CONNECTOR"]
         with tempfile.TemporaryDirectory(prefix="api-shim-") as shim:
             if args.hide_test_lib:
                 vol_env.update(hide_test_lib(prefix, Path(shim)))

@@ -71,16 +71,17 @@ def missing_seaweedfs() -> list[str]:
     return missing + ([] if _has_module("boto3") else ["python module boto3"])
 
 
-def _run(script: str, cmd: str, directory: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def _run(script: str, cmd: str, directory: str, timeout: float = 180,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         ["bash", str(SCRIPTS / script), cmd, directory],
-        env=_script_env(), capture_output=True, text=True, timeout=timeout,
+        env={**_script_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout,
     )
     return proc
 
 
-def _checked(script: str, cmd: str, directory: str) -> str:
-    proc = _run(script, cmd, directory)
+def _checked(script: str, cmd: str, directory: str, env: dict[str, str] | None = None) -> str:
+    proc = _run(script, cmd, directory, env=env)
     if proc.returncode != 0:
         raise ServiceError(
             f"{script} {cmd} {directory} failed (exit {proc.returncode}):\n"
@@ -109,8 +110,8 @@ def _s3_fields(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def is_running(script: str, directory: str) -> bool:
-    return _run(script, "status", directory, timeout=60).returncode == 0
+def is_running(script: str, directory: str, env: dict[str, str] | None = None) -> bool:
+    return _run(script, "status", directory, timeout=60, env=env).returncode == 0
 
 
 def start_ceph(directory: str = CEPH_DIR) -> dict:
@@ -139,18 +140,35 @@ def stop_ceph(info: dict | None = None) -> None:
     _checked("ceph.sh", "stop", info["dir"] if info else CEPH_DIR)
 
 
-def start_seaweedfs(directory: str = SEAWEEDFS_DIR) -> dict:
-    """Start (or reuse) SeaweedFS's S3 server; return its endpoint and keys."""
-    started = not is_running("seaweedfs.sh", directory)
+def _weed_env(port: int | None) -> dict[str, str]:
+    return {"H5PYVOL_SEAWEEDFS_PORT": str(port)} if port else {}
+
+
+def start_seaweedfs(directory: str = SEAWEEDFS_DIR, port: int | None = None) -> dict:
+    """Start (or reuse) SeaweedFS's S3 server; return its endpoint and keys.
+    `port` (S3; the next 4 and each +10000 are taken too) defaults to
+    H5PYVOL_SEAWEEDFS_PORT or 18333."""
+    env = _weed_env(port)
+    started = not is_running("seaweedfs.sh", directory, env)
     if started:
-        _checked("seaweedfs.sh", "start", directory)
-    env = read_env_file(Path(directory) / "s3.env")
-    return {"dir": directory, "started": started, "env": env, **_s3_fields(env)}
+        _checked("seaweedfs.sh", "start", directory, env)
+    s3env = read_env_file(Path(directory) / "s3.env")
+    return {"dir": directory, "started": started, "env": s3env, "port": port, **_s3_fields(s3env)}
+
+
+def restart_seaweedfs(info: dict) -> None:
+    """Start a stopped or killed SeaweedFS again on the data and keys it left."""
+    _checked("seaweedfs.sh", "restart", info["dir"], _weed_env(info.get("port")))
+
+
+def seaweedfs_pid(info: dict) -> int:
+    """The process id of a running SeaweedFS (for fault tests that kill it)."""
+    return int((Path(info["dir"]) / "weed.pid").read_text())
 
 
 def stop_seaweedfs(info: dict | None = None) -> None:
     """Stop SeaweedFS and remove its dir."""
-    _checked("seaweedfs.sh", "stop", info["dir"] if info else SEAWEEDFS_DIR)
+    _checked("seaweedfs.sh", "stop", info["dir"] if info else SEAWEEDFS_DIR, _weed_env((info or {}).get("port")))
 
 
 # --- clients -----------------------------------------------------------------
