@@ -76,13 +76,12 @@ class MemoryNode(api.Node):
         self._attrs = {(new if k == old else k): v for k, v in self._attrs.items()}
 
 
-class MemoryGroup(MemoryNode, api.Group):
+class MemoryGroup(api.KeepsLinkOrders, MemoryNode, api.Group):
     def __init__(self, store: MemoryStore, token: bytes, gcpl: bytes = b""):
         super().__init__(store, token)
         self._links: dict[str, api.Link] = {}
         self._gcpl = gcpl
-        self._orders: dict[str, int] = {}
-        self._next_order = 0
+        self.link_orders = api.LinkOrders()
 
     @property
     def gcpl(self) -> bytes:
@@ -102,21 +101,9 @@ class MemoryGroup(MemoryNode, api.Group):
         if isinstance(link, api.HardLink):
             self._store.nodes[link.token].links_in += 1
 
-    def creation_orders(self) -> dict[str, int]:
-        return dict(self._orders)
-
-    def next_creation_order(self) -> int:
-        return self._next_order
-
-    def note_creation_order(self, name: str, order: int) -> None:
-        self._orders[name] = order
-        self._next_order = max(self._next_order, order + 1)
-
     def delete_link(self, name: str) -> None:
         link = self._links.pop(name)
-        self._orders.pop(name, None)
-        if not self._links:
-            self._next_order = 0
+        self.link_orders.forget(name, emptied=not self._links)
         if isinstance(link, api.HardLink):
             self._store.unlinked(link.token)
 

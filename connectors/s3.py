@@ -559,7 +559,7 @@ class _S3Node(api.Node):
                 "attrs": [[n, a.to_json()] for n, a in self._attrs.items()]}
 
 
-class S3Group(_S3Node, api.Group):
+class S3Group(api.KeepsLinkOrders, _S3Node, api.Group):
     kind = "group"
 
     def __init__(self, store: _Store, token: bytes, record: dict | None = None, gcpl: bytes = b""):
@@ -570,8 +570,8 @@ class S3Group(_S3Node, api.Group):
             self._links[name] = _link_from_json(link)
         # HDF5's link creation-order numbers (older manifests: the list positions)
         orders = (record or {}).get("link_orders") or range(len(self._links))
-        self._orders = dict(zip(self._links, orders, strict=True))
-        self._next_order = (record or {}).get("next_order", len(self._links))
+        self.link_orders = api.LinkOrders(dict(zip(self._links, orders, strict=True)),
+                                          (record or {}).get("next_order", len(self._links)))
 
     @property
     def gcpl(self) -> bytes:
@@ -588,38 +588,29 @@ class S3Group(_S3Node, api.Group):
 
     def set_link(self, name: str, link: api.Link) -> None:
         self._links[name] = link
-        self._orders.setdefault(name, self._next_order)  # until the bridge notes the number
-        self._next_order = max(self._next_order, self._orders[name] + 1)
+        orders = self.link_orders  # a number until the bridge notes the real one
+        orders.note(name, orders.numbers.get(name, orders.next))
         if isinstance(link, api.HardLink) and link.token in self._store.nodes:
             self._store.nodes[link.token].nlink += 1
         self._store.changed = True
 
     def delete_link(self, name: str) -> None:
         link = self._links.pop(name)
-        self._orders.pop(name, None)
-        if not self._links:  # HDF5 numbers links from 0 again in an emptied group
-            self._next_order = 0
+        self.link_orders.forget(name, emptied=not self._links)
         if isinstance(link, api.HardLink) and link.token in self._store.nodes:
             self._store.nodes[link.token].nlink -= 1  # unreachable nodes are dropped at the next commit
         self._store.changed = True
 
-    def creation_orders(self) -> dict[str, int]:
-        return dict(self._orders)
-
-    def next_creation_order(self) -> int:
-        return self._next_order
-
     def note_creation_order(self, name: str, order: int) -> None:
-        self._orders[name] = order
-        self._next_order = max(self._next_order, order + 1)
+        super().note_creation_order(name, order)
         self._store.changed = True
 
     def to_json(self) -> dict:
         out = super().to_json()
         out["gcpl"] = _b64(self._gcpl)
         out["links"] = [[n, _link_json(v)] for n, v in self._links.items()]
-        out["link_orders"] = [self._orders.get(n, i) for i, n in enumerate(self._links)]
-        out["next_order"] = self._next_order
+        out["link_orders"] = [self.link_orders.numbers.get(n, i) for i, n in enumerate(self._links)]
+        out["next_order"] = self.link_orders.next
         return out
 
 

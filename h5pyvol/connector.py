@@ -381,6 +381,43 @@ class File(ABC):
         """Release the file. Called once, after flush, when HDF5 is done with it."""
 
 
+class LinkOrders:
+    """HDF5's creation-order numbers of one group's links, for connectors
+    that keep them: `numbers` (name -> number) and `next` (what the next
+    link gets). A group mixes in `KeepsLinkOrders` and calls `forget` from
+    its `delete_link`; a persistent connector stores both fields."""
+
+    def __init__(self, numbers: dict[str, int] | None = None, next_number: int | None = None) -> None:
+        self.numbers = dict(numbers or {})
+        self.next = max(self.numbers.values(), default=-1) + 1 if next_number is None else next_number
+
+    def note(self, name: str, number: int) -> None:
+        self.numbers[name] = number
+        self.next = max(self.next, number + 1)
+
+    def forget(self, name: str, emptied: bool) -> None:
+        """Drop a deleted link's number; HDF5 numbers an emptied group from 0 again."""
+        self.numbers.pop(name, None)
+        if emptied:
+            self.next = 0
+
+
+class KeepsLinkOrders:
+    """Group mixin: the creation-order hooks of `Group`, answered from
+    `self.link_orders` (a `LinkOrders` the group sets up)."""
+
+    link_orders: LinkOrders
+
+    def creation_orders(self) -> dict[str, int]:
+        return dict(self.link_orders.numbers)
+
+    def next_creation_order(self) -> int:
+        return self.link_orders.next
+
+    def note_creation_order(self, name: str, order: int) -> None:
+        self.link_orders.note(name, order)
+
+
 class Connector(ABC):
     """A storage backend: opens and creates files by name.
 
