@@ -87,6 +87,13 @@ static herr_t pv_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxp
 
     (void)dxpl_id;
     (void)req;
+    /* Every h5py read and write asks for the type: a dataset handle of a
+     * transient type answers with no Python at all. */
+    if (args->op_type == H5VL_DATASET_GET_TYPE) {
+        hid_t known = pv_handle_type_id(obj);
+        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0)
+            return 0;
+    }
     if (pv_enter(&gil, __func__) < 0)
         return -1;
     switch (args->op_type) {
@@ -103,18 +110,6 @@ static herr_t pv_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxp
                 ret = pv_as_hid(r, &args->args.get_space.space_id, __func__);
             break;
         case H5VL_DATASET_GET_TYPE:
-            /* Every h5py read and write asks; the handle's type id answers
-             * without a Python frame (unless the type is a committed one). */
-            if ((r = PyObject_GetAttrString((PyObject *)obj, "get_type_id")) && PyLong_Check(r)) {
-                hid_t copy = H5Tcopy((hid_t)PyLong_AsLongLong(r));
-                if (copy >= 0) {
-                    args->args.get_type.type_id = copy;
-                    ret                         = 0;
-                }
-                break;
-            }
-            PyErr_Clear();
-            Py_CLEAR(r);
             if ((r = pv_call(PV_FN_dataset_get_type, __func__, 1, pv_ref(obj))))
                 ret = pv_as_hid(r, &args->args.get_type.type_id, __func__);
             break;

@@ -2,10 +2,13 @@
  * io.c: the data path's hot questions, answered in C without h5py wrapper
  * objects: what a dataspace selects (h5pyvol._plugin.selection), and the
  * fast path of H5Dread/H5Dwrite, which hands the connector its selection and
- * a numpy view of HDF5's buffer with no Python bridge code in between.
+ * a numpy view of HDF5's buffer with no Python bridge code in between; and
+ * h5pyvol._plugin.Handle, the base of the bridge's handles, whose C fields
+ * those paths (and H5Dget_type) read without attribute lookups.
  */
 #include "pv.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
@@ -123,6 +126,122 @@ PyObject *pv_py_selection(PyObject *self, PyObject *arg)
 
 
 /* ------------------------------------------------------------------ */
+/* h5pyvol._plugin.Handle                                             */
+
+typedef struct {
+    PyObject_HEAD
+    hid_t     type_id; /* what H5Dget_type copies; < 0: ask the bridge */
+    PyObject *io;      /* the fast data path's description, or NULL */
+} pv_handle;
+
+static int handle_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((pv_handle *)self)->io);
+    return 0;
+}
+
+static int handle_clear(PyObject *self)
+{
+    Py_CLEAR(((pv_handle *)self)->io);
+    return 0;
+}
+
+static void handle_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    handle_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *self = type->tp_alloc(type, 0);
+
+    (void)args;
+    (void)kwds;
+    if (self)
+        ((pv_handle *)self)->type_id = H5I_INVALID_HID;
+    return self;
+}
+
+static PyObject *handle_get_type_id(PyObject *self, void *closure)
+{
+    hid_t id = ((pv_handle *)self)->type_id;
+
+    (void)closure;
+    if (id < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong((long long)id);
+}
+
+static int handle_set_type_id(PyObject *self, PyObject *value, void *closure)
+{
+    long long id = -1;
+
+    (void)closure;
+    if (value && value != Py_None && (id = PyLong_AsLongLong(value)) == -1 && PyErr_Occurred())
+        return -1;
+    ((pv_handle *)self)->type_id = (hid_t)id;
+    return 0;
+}
+
+static PyObject *handle_get_io(PyObject *self, void *closure)
+{
+    PyObject *io = ((pv_handle *)self)->io;
+
+    (void)closure;
+    return Py_NewRef(io ? io : Py_None);
+}
+
+static int handle_set_io(PyObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    Py_XSETREF(((pv_handle *)self)->io, value && value != Py_None ? Py_NewRef(value) : NULL);
+    return 0;
+}
+
+static PyGetSetDef handle_getset[] = {
+    {"get_type_id", handle_get_type_id, handle_set_type_id,
+     "datatype id H5Dget_type copies in C, or None to ask the bridge", NULL},
+    {"io", handle_get_io, handle_set_io,
+     "(node, meta, file type id, dtype, shape, writable) for the C fast data path, or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject handle_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "h5pyvol._plugin.Handle",
+    .tp_basicsize                          = sizeof(pv_handle),
+    .tp_flags    = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc      = "Base of the bridge's handles: the fields the plugin's C paths read directly.",
+    .tp_new      = handle_new,
+    .tp_dealloc  = handle_dealloc,
+    .tp_traverse = handle_traverse,
+    .tp_clear    = handle_clear,
+    .tp_getset   = handle_getset,
+};
+
+int pv_add_handle_type(PyObject *module)
+{
+    if (PyType_Ready(&handle_type) < 0)
+        return -1;
+    Py_INCREF(&handle_type);
+    if (PyModule_AddObject(module, "Handle", (PyObject *)&handle_type) < 0) {
+        Py_DECREF(&handle_type);
+        return -1;
+    }
+    return 0;
+}
+
+/* Called without the GIL: the handle is kept alive by HDF5's reference, and
+ * its fields change only inside callbacks, which HDF5 serializes. */
+hid_t pv_handle_type_id(void *obj)
+{
+    if (pv_python_gone() || !obj || !PyObject_TypeCheck((PyObject *)obj, &handle_type))
+        return H5I_INVALID_HID;
+    return ((pv_handle *)obj)->type_id;
+}
+
+
+/* ------------------------------------------------------------------ */
 /* The fast path of H5Dread/H5Dwrite                                  */
 
 /* What one dataspace selects, when numpy can view it as basic slices. */
@@ -149,15 +268,14 @@ static int view_selection(hid_t sid, struct pv_view_sel *s)
     if (!s->all && (type != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(sid) <= 0 ||
                     H5Sget_regular_hyperslab(sid, s->start, s->stride, s->count, s->block) < 0))
         return 0;
-    if (s->rank > 0 && H5Sget_select_bounds(sid, first, last) < 0)
+    /* HDF5 applies no selection offset to "all" (H5S__all_bounds and its
+     * iterator ignore it), so only hyperslabs need their bounds checked */
+    if (!s->all && s->rank > 0 && H5Sget_select_bounds(sid, first, last) < 0)
         return 0;
     s->n = 1;
     for (int i = 0; i < s->rank; i++) {
-        if (s->all) {
-            if (first[i] != 0)
-                return 0; /* an offset moves even "all" */
+        if (s->all)
             s->result[i] = s->dims[i];
-        }
         else {
             /* The bounds include the offset; the regular description does not. */
             if (first[i] != s->start[i] || last[i] >= s->dims[i])
@@ -169,21 +287,6 @@ static int view_selection(hid_t sid, struct pv_view_sel *s)
         s->n *= (hssize_t)s->result[i];
     }
     return s->n > 0;
-}
-
-static PyObject *dims_tuple(int rank, const hsize_t *v)
-{
-    PyObject *t = PyTuple_New(rank);
-
-    for (int i = 0; t && i < rank; i++) {
-        PyObject *x = PyLong_FromUnsignedLongLong(v[i]);
-        if (!x) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, i, x);
-    }
-    return t;
 }
 
 /* The numpy index of a viewable selection: a tuple of slices. */
@@ -224,15 +327,15 @@ static PyObject *slice_index(const struct pv_view_sel *s)
     return t;
 }
 
-/* An h5pyvol.selection.Selection for `s`, built without running its
- * constructor; `index` is filled in so connectors need not compute it. */
-static PyObject *make_selection(const struct pv_view_sel *s, PyObject *index)
+/* An h5pyvol.selection.SliceSelection for `s`, built without running a
+ * constructor: only shape, kind, count and index are set (the class derives
+ * the rest on demand). `shape` is the dataset's extent tuple, shared. */
+static PyObject *make_selection(const struct pv_view_sel *s, PyObject *shape, PyObject *index)
 {
-    enum { SHAPE, KIND, COUNT, REGULAR, BLOCKS, POINTS, INDEX, ALL, HYPERSLAB, NSTR };
-    static const char *const text[NSTR] = {"shape",   "kind",  "count", "_regular",
-                                           "_blocks", "_points", "index", "all", "hyperslab"};
+    enum { SHAPE, KIND, COUNT, INDEX, NSET, ALL = NSET, HYPERSLAB, NSTR };
+    static const char *const text[NSTR] = {"shape", "kind", "count", "index", "all", "hyperslab"};
     static PyObject         *cls, *str[NSTR];
-    PyObject                *sel, *dict, *vals[INDEX + 1];
+    PyObject                *sel, *dict, *vals[NSET];
     int                      bad = 0;
 
     if (!cls) {
@@ -240,24 +343,19 @@ static PyObject *make_selection(const struct pv_view_sel *s, PyObject *index)
         for (int i = 0; i < NSTR; i++)
             if (!str[i] && !(str[i] = PyUnicode_InternFromString(text[i])))
                 return NULL;
-        cls = mod ? PyObject_GetAttrString(mod, "Selection") : NULL;
+        cls = mod ? PyObject_GetAttrString(mod, "SliceSelection") : NULL;
         Py_XDECREF(mod);
         if (!cls)
             return NULL;
     }
     if (!(sel = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0)))
         return NULL;
-    vals[SHAPE]   = dims_tuple(s->rank, s->dims);
-    vals[KIND]    = Py_NewRef(str[s->all ? ALL : HYPERSLAB]);
-    vals[COUNT]   = PyLong_FromLongLong((long long)s->n);
-    vals[REGULAR] = s->all ? Py_NewRef(Py_None)
-                           : Py_BuildValue("(NNNN)", dims_tuple(s->rank, s->start), dims_tuple(s->rank, s->stride),
-                                           dims_tuple(s->rank, s->count), dims_tuple(s->rank, s->block));
-    vals[BLOCKS]  = Py_NewRef(Py_None);
-    vals[POINTS]  = Py_NewRef(Py_None);
-    vals[INDEX]   = Py_NewRef(index);
-    dict          = PyObject_GenericGetDict(sel, NULL);
-    for (int i = 0; i <= INDEX; i++) {
+    vals[SHAPE] = Py_NewRef(shape);
+    vals[KIND]  = Py_NewRef(str[s->all ? ALL : HYPERSLAB]);
+    vals[COUNT] = PyLong_FromLongLong((long long)s->n);
+    vals[INDEX] = Py_NewRef(index);
+    dict        = PyObject_GenericGetDict(sel, NULL);
+    for (int i = 0; i < NSET; i++) {
         bad |= !dict || !vals[i] || PyDict_SetItem(dict, str[i], vals[i]) < 0;
         Py_XDECREF(vals[i]);
     }
@@ -294,7 +392,7 @@ static int                numpy_ready; /* 0: not yet, 1: imported, -1: unavailab
 int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, void *buf, int writing,
                herr_t *ret, const char *func)
 {
-    static PyObject   *io_str, *meta_str, *read_str, *write_str;
+    static PyObject   *meta_str, *read_str, *write_str;
     PyObject          *io, *meta = NULL, *fsel = NULL, *findex = NULL, *view = NULL, *r;
     PyObject          *node, *shape;
     struct pv_view_sel f, m;
@@ -302,18 +400,18 @@ int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, v
 
     if (numpy_ready == 0) {
         numpy_ready = _import_array() < 0 ? -1 : 1;
-        io_str      = PyUnicode_InternFromString("io");
         meta_str    = PyUnicode_InternFromString("meta");
         read_str    = PyUnicode_InternFromString("read");
         write_str   = PyUnicode_InternFromString("write");
-        if (!io_str || !meta_str || !read_str || !write_str)
+        if (!meta_str || !read_str || !write_str)
             numpy_ready = -1;
         PyErr_Clear();
     }
-    /* h.io: (node, meta, file type id, dtype, shape, writable) or None, kept
-     * by the bridge for datasets whose bytes copy as they are */
-    if (numpy_ready < 0 || !buf || !(io = PyObject_GetAttr(h, io_str)))
+    /* h.io: (node, meta, file type id, dtype, shape, writable), kept by the
+     * bridge for datasets whose bytes copy as they are */
+    if (numpy_ready < 0 || !buf || !PyObject_TypeCheck(h, &handle_type) || !(io = ((pv_handle *)h)->io))
         goto general;
+    Py_INCREF(io);
     if (!PyTuple_Check(io) || PyTuple_GET_SIZE(io) != 6 || !PyArray_DescrCheck(PyTuple_GET_ITEM(io, 3)) ||
         !PyTuple_Check(PyTuple_GET_ITEM(io, 4)) || (writing && !PyObject_IsTrue(PyTuple_GET_ITEM(io, 5))))
         goto done;
@@ -357,7 +455,7 @@ int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, v
     /* From here on the call is ours: errors are the connector's to report. */
     ok = 1;
     fast_calls++;
-    if ((findex = slice_index(&f)) && (fsel = make_selection(&f, findex)) &&
+    if ((findex = slice_index(&f)) && (fsel = make_selection(&f, shape, findex)) &&
         (view = buffer_view((PyArray_Descr *)PyTuple_GET_ITEM(io, 3), &m, buf, !writing))) {
         PyObject *args[3] = {node, fsel, view};
         r = PyObject_VectorcallMethod(writing ? write_str : read_str, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,

@@ -104,7 +104,11 @@ int pv_python_gone(void);
 
 void pv_python_terminate(void);
 
-/* io.c: h5pyvol._plugin.selection and .io_stats, and the fast data path. */
+/* io.c: h5pyvol._plugin.selection, .io_stats and .Handle, and the fast data path. */
+int   pv_add_handle_type(PyObject *module);
+/* The type id H5Dget_type copies for a dataset handle, or < 0 if the bridge
+ * must answer; needs no GIL. */
+hid_t pv_handle_type_id(void *obj);
 PyObject *pv_py_selection(PyObject *self, PyObject *arg);
 PyObject *pv_py_io_stats(PyObject *self, PyObject *unused);
 /* Serves one H5Dread/H5Dwrite (GIL held) when the types are equal and numpy

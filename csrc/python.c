@@ -386,7 +386,7 @@ static int import_bridge(const char *func)
 
     plugin  = PyModule_Create(&plugin_module);
     modules = PyImport_GetModuleDict();
-    if (!plugin || PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
+    if (!plugin || pv_add_handle_type(plugin) < 0 || PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
         Py_XDECREF(plugin);
         pv_push_python_error(func);
         return -1;

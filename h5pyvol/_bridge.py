@@ -43,6 +43,11 @@ from ._hdf5 import (
 )
 from .selection import Selection
 
+try:  # the C fields the plugin's hot paths read (see csrc/io.c)
+    from ._plugin import Handle as _HandleBase  # type: ignore[attr-defined]
+except ImportError:  # imported outside the plugin: no HDF5 id can reach a handle
+    _HandleBase = object
+
 # HDF5 constants (stable parts of its public ABI).
 H5I_FILE, H5I_GROUP, H5I_DATATYPE, H5I_DATASET, H5I_ATTR = 1, 2, 3, 5, 7
 H5O_TYPE_GROUP, H5O_TYPE_DATASET, H5O_TYPE_NAMED_DATATYPE = 0, 1, 2
@@ -144,11 +149,14 @@ class FileHandle:
         return f"<file {self.state.name!r}>"
 
 
-class NodeHandle:
-    """The VOL object behind a group, dataset or committed datatype id."""
+class NodeHandle(_HandleBase):
+    """The VOL object behind a group, dataset or committed datatype id.
+
+    Its base, ``_plugin.Handle``, holds ``io`` and ``get_type_id`` (both None
+    until ``_load_meta``) as C fields for the plugin's hot paths.
+    """
 
     dapl = None  # a dataset's access properties, as given at create/open
-    io = None  # see _load_meta
 
     def __init__(self, state: FileState, node: api.Node, path: str | None, via: FileHandle | None = None):
         self.state = state

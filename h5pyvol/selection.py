@@ -216,6 +216,34 @@ class Selection:
             yield from _ordered_boxes(self._blocks[:, 0], self._blocks[:, 1] + 1, 0)
 
 
+class SliceSelection(Selection):
+    """A :class:`Selection` whose :attr:`index` is basic slices, as built by
+    the plugin's fast data path (``csrc/io.c``).
+
+    The plugin fills in only ``shape``, ``kind`` ("all" or "hyperslab"),
+    ``count`` and ``index``, without running ``__init__``; the regular
+    hyperslab description is derived from the slices on first use, since
+    most connectors only ever index with them.
+    """
+
+    _blocks = None
+    _points = None
+
+    @cached_property
+    def _regular(self) -> tuple[tuple[int, ...], ...] | None:
+        if self.kind == "all":
+            return None
+        parts = []
+        for dim in self.index:
+            step = dim.step or 1
+            if step == 1:
+                parts.append((dim.start, 1, 1, dim.stop - dim.start))
+            else:
+                parts.append((dim.start, step, len(range(dim.start, dim.stop, step)), 1))
+        start, stride, count, block = zip(*parts, strict=True)
+        return start, stride, count, block
+
+
 # -- helpers ----------------------------------------------------------------
 
 
