@@ -8,6 +8,11 @@ Prints, all measured in this run:
   called directly with the same selection) and less the cost of issuing the
   call (the same h5py call on a native dataset with an empty selection,
   which HDF5 returns from before touching data);
+- what the bridge adds to a metadata callback (H5Aexists, H5Lexists): the
+  time through h5pyvol, less the connector's own answer (its method called
+  directly) and less the cost of issuing the call through a VOL connector
+  (the same h5py call on a file of bench/null_vol.c, a C connector that
+  answers at once; compiled in this run with `h5pyvol config`);
 - bulk write and read bandwidth of a large float64 dataset for both, and for
   a plain numpy copy of the same bytes (memcpy), as ratios.
 
@@ -17,13 +22,22 @@ Usage: python bench/bench_memory.py [--gib 1.0] [--calls 20000]
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
 
 import h5pyvol
+from h5pyvol import _hdf5
 from h5pyvol.selection import Selection
+
+HERE = Path(__file__).resolve().parent
 
 
 def per_call(fn, n: int, repeat: int = 5) -> float:
@@ -92,8 +106,65 @@ def metadata(calls: int) -> None:
     print(f"{'call':8} {'h5pyvol':>9} {'connector':>10} {'issuing':>8} {'bridge':>8}")
     for op, (vol, own, floor) in bridge.items():
         print(f"{op:8} {vol:9.2f} {own:10.2f} {floor:8.2f} {vol - own - floor:8.2f}")
+    callbacks = metadata_call_breakdown(files["h5pyvol"], calls)
+    if callbacks:
+        print("\nWhat the bridge adds to a metadata callback, microseconds:")
+        print(f"{'call':22} {'h5pyvol':>9} {'connector':>10} {'issuing':>8} {'bridge':>8}")
+        for op, (vol, own, floor) in callbacks.items():
+            print(f"{op:22} {vol:9.2f} {own:10.2f} {floor:8.2f} {vol - own - floor:8.2f}")
     for f in files.values():
         f.close()
+
+
+def null_connector_file(workdir: str) -> h5py.h5f.FileID | None:
+    """A file of bench/null_vol.c's connector, compiled here against the same
+    HDF5; None (with the reason printed) if it cannot be built."""
+    lib = os.path.join(workdir, "libnull_vol.so")
+    flags = subprocess.run([os.path.join(os.path.dirname(sys.executable), "h5pyvol"), "config", "--cflags",
+                            "--libs"], capture_output=True, text=True)
+    cc = os.environ.get("CC", "cc")
+    build = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", lib, str(HERE / "null_vol.c"),
+                            *flags.stdout.split()], capture_output=True, text=True)
+    if flags.returncode or build.returncode:
+        print(f"\n(no metadata floor: cannot build null_vol.c: {(flags.stderr + build.stderr).strip()[:300]})")
+        return None
+    null = ctypes.CDLL(lib)
+    null.null_vol_register.restype = ctypes.c_int64
+    conn = null.null_vol_register()
+    if conn < 0:
+        print("\n(no metadata floor: HDF5 refused to register null_vol.c)")
+        return None
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    if _hdf5.lib().H5Pset_vol(fapl.id, ctypes.c_int64(conn), None) < 0:
+        print("\n(no metadata floor: H5Pset_vol failed)")
+        return None
+    fid = h5py.h5f.create(os.path.join(workdir, "null.h5").encode(), h5py.h5f.ACC_TRUNC, fapl=fapl)
+    if _hdf5.connector_name(fid) != "h5pyvol_bench_null":
+        raise RuntimeError("the floor file is not served by null_vol.c")
+    return fid
+
+
+def metadata_call_breakdown(vol: h5py.File, calls: int) -> dict[str, tuple[float, float, float]]:
+    """(through h5pyvol, connector's own work, cost of issuing) per metadata call."""
+    d = vol.require_dataset("d", shape=(10,), dtype="f8")
+    node, root = h5pyvol.node_of(d), h5pyvol.node_of(vol).root
+    with tempfile.TemporaryDirectory() as workdir:
+        fid = null_connector_file(workdir)
+        if fid is None:
+            return {}
+        nd, ng = h5py.h5d.open(fid, b"d"), h5py.h5g.open(fid, b"/")
+        exists, root_id = h5py.h5a.exists, vol.id
+        t = per_call_interleaved({
+            "attr": lambda: exists(d.id, b"a"),
+            "attr own": lambda: node.has_attribute("a"),
+            "attr issuing": lambda: exists(nd, b"a"),
+            "link": lambda: root_id.links.exists(b"d"),
+            "link own": lambda: root.has_link("d"),
+            "link issuing": lambda: ng.links.exists(b"d"),
+        }, 4 * calls)
+        nd.close(), ng.close(), fid.close()
+    names = {"attr": "exists (H5Aexists)", "link": "link exists (H5Lexists)"}
+    return {names[op]: (t[op], t[f"{op} own"], t[f"{op} issuing"]) for op in names}
 
 
 def data_call_breakdown(vol: h5py.File, native: h5py.File, calls: int) -> dict[str, tuple[float, float, float]]:

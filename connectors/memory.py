@@ -61,6 +61,9 @@ class MemoryNode(api.Node):
     def attribute_names(self) -> list[str]:
         return list(self._attrs)
 
+    def has_attribute(self, name: str) -> bool:
+        return name in self._attrs
+
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
         attr = self._attrs[name] = MemoryAttribute(meta)
         return attr

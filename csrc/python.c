@@ -574,7 +574,8 @@ static int valid_lapl(hid_t lapl)
 {
     htri_t ok = -1;
 
-    if (lapl == H5P_DEFAULT)
+    /* HDF5's API layer puts its default list in place of H5P_DEFAULT */
+    if (lapl == H5P_DEFAULT || lapl == H5P_LST_LINK_ACCESS_ID_g)
         return 1;
     H5E_BEGIN_TRY
     {
@@ -588,20 +589,36 @@ static int valid_lapl(hid_t lapl)
 
 PyObject *pv_loc(const H5VL_loc_params_t *loc)
 {
+    enum { NAME, IDX, TOKEN, NKIND };
+    static const char *const text[NKIND] = {"name", "idx", "token"};
+    static PyObject         *kind[NKIND];
+
     if ((loc->type == H5VL_OBJECT_BY_NAME && !valid_lapl(loc->loc_data.loc_by_name.lapl_id)) ||
         (loc->type == H5VL_OBJECT_BY_IDX && !valid_lapl(loc->loc_data.loc_by_idx.lapl_id)))
         return NULL;
+    for (int i = 0; i < NKIND; i++)
+        if (!kind[i] && !(kind[i] = PyUnicode_InternFromString(text[i])))
+            return NULL;
     switch (loc->type) {
         case H5VL_OBJECT_BY_SELF:
             Py_RETURN_NONE;
-        case H5VL_OBJECT_BY_NAME:
-            return Py_BuildValue("(sN)", "name", pv_str(loc->loc_data.loc_by_name.name));
+        case H5VL_OBJECT_BY_NAME: {
+            const char *name = loc->loc_data.loc_by_name.name;
+            PyObject   *str, *t;
+            if (name && name[0] == '.' && name[1] == '\0')
+                Py_RETURN_NONE; /* "." is the object itself (H5Aexists_by_name and friends) */
+            if (!(str = pv_str(name)))
+                return NULL;
+            t = PyTuple_Pack(2, kind[NAME], str);
+            Py_DECREF(str);
+            return t;
+        }
         case H5VL_OBJECT_BY_IDX:
-            return Py_BuildValue("(sNiiK)", "idx", pv_str(loc->loc_data.loc_by_idx.name),
+            return Py_BuildValue("(ONiiK)", kind[IDX], pv_str(loc->loc_data.loc_by_idx.name),
                                  (int)loc->loc_data.loc_by_idx.idx_type, (int)loc->loc_data.loc_by_idx.order,
                                  (unsigned long long)loc->loc_data.loc_by_idx.n);
         case H5VL_OBJECT_BY_TOKEN:
-            return Py_BuildValue("(sy#)", "token", (const char *)loc->loc_data.loc_by_token.token->__data,
+            return Py_BuildValue("(Oy#)", kind[TOKEN], (const char *)loc->loc_data.loc_by_token.token->__data,
                                  (Py_ssize_t)H5O_MAX_TOKEN_SIZE);
         default:
             PyErr_Format(PyExc_ValueError, "unknown HDF5 location type %d", (int)loc->type);

@@ -86,6 +86,26 @@ _filenos = itertools.count(1)
 _open_files: dict[tuple[int, str], FileState] = {}
 
 
+# isinstance() with the connector ABCs runs ABCMeta.__instancecheck__, a
+# Python call; these ask a per-class cache instead (every path walk uses them).
+@functools.cache
+def _node_base(cls: type) -> type | None:
+    """Which of Group, Dataset, Datatype a connector's node class derives from."""
+    return next((base for base in (api.Group, api.Dataset, api.Datatype) if issubclass(cls, base)), None)
+
+
+def _is_group(node: object) -> bool:
+    return _node_base(type(node)) is api.Group
+
+
+def _is_dataset(node: object) -> bool:
+    return _node_base(type(node)) is api.Dataset
+
+
+def _is_datatype(node: object) -> bool:
+    return _node_base(type(node)) is api.Datatype
+
+
 class FileState:
     """One open connector file, shared by every HDF5 id that refers to it."""
 
@@ -136,6 +156,9 @@ class FileHandle:
         self.state = state
         state.file_handles.append(self)
 
+    def base(self) -> tuple[FileState, api.Node, str | None]:
+        return self.state, self.state.file.root, "/"
+
     def close(self) -> None:
         self.state.file_handles.remove(self)
         self.state.release()
@@ -165,7 +188,7 @@ class NodeHandle(_HandleBase):
         self.via = via  # the file id it was opened through (H5F_OBJ_LOCAL)
         self.kind = _id_type(node)
         state.users += 1
-        if isinstance(node, api.Dataset):
+        if _is_dataset(node):
             self._load_meta()
 
     def _load_meta(self) -> None:
@@ -182,6 +205,9 @@ class NodeHandle(_HandleBase):
         fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING
         self.io = (self.node, meta, self.file_type_id, self.dtype, tuple(meta.shape), self.state.writable) \
             if fast else None
+
+    def base(self) -> tuple[FileState, api.Node, str | None]:
+        return self.state, self.node, self.path
 
     def close(self) -> None:
         self.state.users -= 1
@@ -208,6 +234,9 @@ class AttrHandle:
         self.file_type = decode_type(self.meta.hdf5_type)
         self.dtype = datatypes.dtype_of(self.file_type)
         state.users += 1
+
+    def base(self) -> tuple[FileState, api.Node, str | None]:
+        return self.state, self.owner, None
 
     def close(self) -> None:
         self.state.users -= 1
@@ -241,11 +270,11 @@ def _via(h) -> FileHandle | None:
 
 
 def _id_type(node: api.Node) -> int:
-    if isinstance(node, api.Group):
+    if _is_group(node):
         return H5I_GROUP
-    if isinstance(node, api.Dataset):
+    if _is_dataset(node):
         return H5I_DATASET
-    if isinstance(node, api.Datatype):
+    if _is_datatype(node):
         return H5I_DATATYPE
     raise TypeError(f"the connector returned {type(node).__name__}, which is not a Group, Dataset or Datatype")
 
@@ -274,13 +303,7 @@ def _close(h) -> None:
 
 def _base(h) -> tuple[FileState, api.Node, str | None]:
     """The node a handle stands for, with its path (attributes: their owner)."""
-    if isinstance(h, FileHandle):
-        return h.state, h.state.file.root, "/"
-    if isinstance(h, NodeHandle):
-        return h.state, h.node, h.path
-    if isinstance(h, AttrHandle):
-        return h.state, h.owner, None
-    raise TypeError(f"not an h5pyvol object: {h!r}")
+    return h.base()
 
 
 def _join(base: str | None, path: str) -> str | None:
@@ -349,10 +372,12 @@ def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
           depth: int = 0) -> tuple[FileState, api.Node, str | None]:
     """The node at `path` from `start`, the file that holds it (external links
     lead to others), and its absolute path there (None if unknown)."""
+    if path == ".":  # the start itself: by far the most common (H5Aexists_by_name...)
+        return state, start, start_path
     node = state.file.root if path.startswith("/") else start
     here = "/" if path.startswith("/") else start_path
     for part in _components(path):
-        if not isinstance(node, api.Group):
+        if not _is_group(node):
             raise KeyError(f"{here or 'object'!r} is not a group, so it has no member {part!r}")
         try:
             link = node.get_link(part)
@@ -365,12 +390,16 @@ def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
 
 def _parent(state: FileState, start: api.Node, start_path: str | None, path: str):
     """(file, group holding the last component of `path`, its path, that component)."""
+    if path and "/" not in path and path != ".":  # a member of `start`: the common case
+        if not _is_group(start):
+            raise KeyError(f"{start_path or 'object'!r} is not a group")
+        return state, start, start_path, path
     parts = _components(path)
     if not parts:
         raise ValueError(f"{path!r} names no link")
     prefix = ("/" if path.startswith("/") else "") + "/".join(parts[:-1])
     state, group, gpath = _walk(state, start, start_path, prefix or ".")
-    if not isinstance(group, api.Group):
+    if not _is_group(group):
         raise KeyError(f"{gpath or prefix!r} is not a group")
     return state, group, gpath, parts[-1]
 
@@ -399,15 +428,15 @@ def _locate(h, loc):
     loc is None (the object itself), ("name", path), ("idx", group path,
     index type, order, n) or ("token", 16 bytes).
     """
-    state, node, path = _base(h)
+    state, node, path = h.base()
     if loc is None:
         return state, node, path
     kind = loc[0]
     if kind == "name":
-        return _walk(state, node, path, loc[1])
+        return (state, node, path) if loc[1] == "." else _walk(state, node, path, loc[1])
     if kind == "idx":
         state, group, gpath = _walk(state, node, path, loc[1])
-        if not isinstance(group, api.Group):
+        if not _is_group(group):
             raise TypeError(f"{gpath!r} is not a group")
         names = [name for name, _ in group.links()]
         name = _nth(names, loc[2], loc[3], loc[4])
@@ -420,14 +449,17 @@ def _locate(h, loc):
 
 def _link_target(h, loc):
     """For link operations: (state, group, group path, link name)."""
-    state, node, path = _base(h)
+    state, node, path = h.base()
     if loc is None:
         raise ValueError("this link operation needs a link name")
     if loc[0] == "name":
-        return _parent(state, node, path, loc[1])
+        name = loc[1]
+        if name and "/" not in name and name != "." and _is_group(node):
+            return state, node, path, name  # a member of the object itself: _parent's common case, inline
+        return _parent(state, node, path, name)
     if loc[0] == "idx":
         state, group, gpath = _walk(state, node, path, loc[1])
-        if not isinstance(group, api.Group):
+        if not _is_group(group):
             raise TypeError(f"{gpath!r} is not a group")
         return state, group, gpath, _nth([n for n, _ in group.links()], loc[2], loc[3], loc[4])
     raise ValueError(f"unsupported location {loc!r} for a link operation")
@@ -442,7 +474,7 @@ def _creation_parent(state: FileState, base: api.Node, base_path: str | None, na
     intermediate = lcpl > 0 and borrow(lcpl, h5p.PropLCID).get_create_intermediate_group()
     group, gpath = (state.file.root, "/") if name.startswith("/") else (base, base_path)
     for part in parts[:-1]:
-        if not isinstance(group, api.Group):
+        if not _is_group(group):
             raise KeyError(f"{gpath!r} is not a group")
         if intermediate and not group.has_link(part):
             child = state.file.create_group()
@@ -458,7 +490,7 @@ def _creation_parent(state: FileState, base: api.Node, base_path: str | None, na
                 gpath = _join("/", link.path)
                 continue
         gpath = _join(gpath, part)
-    if not isinstance(group, api.Group):
+    if not _is_group(group):
         raise KeyError(f"{gpath!r} is not a group")
     if group.has_link(parts[-1]):
         raise ValueError(f"an object named {parts[-1]!r} already exists in {gpath or '?'!r}")
@@ -505,9 +537,9 @@ def _object_info(state: FileState, node: api.Node, fields: int) -> tuple:
 
 def _object_time(node: api.Node) -> int:
     """The node's creation time if its creation properties track times, else 0."""
-    if isinstance(node, api.Dataset):
+    if _is_dataset(node):
         blob = node.meta.dcpl
-    elif isinstance(node, api.Group):
+    elif _is_group(node):
         blob = node.gcpl
     else:
         return 0  # a committed datatype's creation properties are not kept
@@ -594,7 +626,7 @@ def _new_type(h, type_id: int) -> int:
             node = state.file.open_node(meta.committed_type)
         except KeyError:
             node = None  # deleted since: the type is transient now
-        if isinstance(node, api.Datatype) and decode_type(node.hdf5_type) == decode_type(meta.hdf5_type):
+        if _is_datatype(node) and decode_type(node.hdf5_type) == decode_type(meta.hdf5_type):
             return _plugin().register(NodeHandle(state, node, None, _via(h)), H5I_DATATYPE)
     return _plugin().copy_type(type_id)
 
@@ -730,7 +762,7 @@ def group_get_gcpl(h) -> int:
 
 def group_get_info(h, loc) -> tuple:
     _, node, path = _locate(h, loc)
-    if not isinstance(node, api.Group):
+    if not _is_group(node):
         raise TypeError(f"{path or 'object'!r} is not a group")
     max_corder = node.next_creation_order() if tracks_link_order(node.gcpl) else 0
     return (H5G_STORAGE_TYPE_COMPACT, len(node.links()), max_corder, False)
@@ -1040,8 +1072,8 @@ def attr_delete_by_idx(h, loc, idx_type: int, order: int, n: int) -> None:
 
 
 def attr_exists(h, loc, name: str) -> bool:
-    _, owner = _attr_owner(h, loc)
-    return name in owner.attribute_names()
+    owner = h.node if loc is None and isinstance(h, NodeHandle) else _attr_owner(h, loc)[1]
+    return owner.has_attribute(name)
 
 
 def attr_iterate(h, loc, idx_type: int, order: int, start: int) -> tuple:
@@ -1179,13 +1211,22 @@ def link_delete(h, loc) -> None:
 
 
 def link_exists(h, loc) -> bool:
+    # As HDF5 answers: "/" (the root) always exists though no link names it;
+    # "." (which the plugin passes as the object itself) is no link's name.
+    if loc is None:
+        return False
+    if loc[0] == "name":
+        if not loc[1].strip("/"):
+            return True
+        if loc[1].rsplit("/", 1)[-1] == ".":
+            return False
     _, group, _, name = _link_target(h, loc)
     return group.has_link(name)
 
 
 def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int) -> tuple:
     state, group, path = _locate(h, loc)
-    if not isinstance(group, api.Group):
+    if not _is_group(group):
         raise TypeError(f"{path or 'object'!r} is not a group")
     items: list = []
     seen = {group.token}
@@ -1200,7 +1241,7 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
             if recursive and isinstance(link, api.HardLink) and link.token not in seen:
                 seen.add(link.token)
                 child = state.file.open_node(link.token)
-                if isinstance(child, api.Group):
+                if _is_group(child):
                     visit(child, rel + "/", _join(gpath, name), 0)
 
     visit(group, "", path, 0 if recursive else start)
@@ -1230,7 +1271,7 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
     def clone(node: api.Node, depth: int = 0) -> api.Node:
         if node.token in copies:
             return copies[node.token]
-        if isinstance(node, api.Group):
+        if _is_group(node):
             new: api.Node = dstate.file.create_group(node.gcpl)
             copies[node.token] = new
             if shallow and depth > 0:  # only the top group's immediate members
@@ -1246,7 +1287,7 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
                 if isinstance(link, api.HardLink):
                     link = api.HardLink(clone(sstate.file.open_node(link.token), depth + 1).token)
                 _insert_link(new, name, link)
-        elif isinstance(node, api.Dataset):
+        elif _is_dataset(node):
             # a committed type of the source file means nothing in another file
             new = dstate.file.create_dataset(node.meta if dstate is sstate else node.meta.replace(committed_type=b""))
             everything = Selection.everything(node.meta.shape)
@@ -1313,7 +1354,7 @@ def _path_to(state: FileState, token: bytes) -> str | None:
                 return _join(gpath, name)
             seen.add(link.token)
             child = state.file.open_node(link.token)
-            if isinstance(child, api.Group):
+            if _is_group(child):
                 queue.append((child, _join(gpath, name)))
     return None
 
@@ -1368,10 +1409,10 @@ def object_visit(h, loc, idx_type: int, order: int, fields: int) -> tuple:
                 continue
             seen.add(link.token)
             items.append((prefix + name, _object_info(state, child, fields)))
-            if isinstance(child, api.Group):
+            if _is_group(child):
                 visit(child, prefix + name + "/")
 
-    if isinstance(start, api.Group):
+    if _is_group(start):
         visit(start, "")
     handle = NodeHandle(state, start, path, _via(h))
     return handle, handle.kind, items
@@ -1385,7 +1426,7 @@ def object_flush(h) -> None:
 def object_refresh(h) -> None:
     state, node, _ = _base(h)
     node.refresh()
-    if isinstance(h, NodeHandle) and isinstance(node, api.Dataset):
+    if isinstance(h, NodeHandle) and _is_dataset(node):
         h._load_meta()
 
 

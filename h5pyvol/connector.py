@@ -200,6 +200,11 @@ class Node(ABC):
     def attribute_names(self) -> list[str]:
         """The names of the node's attributes, in creation order."""
 
+    def has_attribute(self, name: str) -> bool:
+        """Whether the node has an attribute called `name` (H5Aexists). The
+        default looks in `attribute_names`."""
+        return name in self.attribute_names()
+
     @abstractmethod
     def create_attribute(self, name: str, meta: ArrayMeta) -> Attribute:
         """Create an attribute (its elements read as the fill value until written)."""

@@ -50,3 +50,35 @@ def test_creation_order_numbers(kind, tmp_path):
             del g[name]
         g.create_group("e")  # an emptied group numbers from 0 again
         assert g.id.links.get_info(b"e").corder == 0
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # the kind of failure is what must match
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("kind", ["native", "memory"])
+def test_names_of_the_object_itself_and_the_root(kind, tmp_path):
+    """"." names the object a call is made on and "/" the root, in existence
+    and info queries by name, with the same answers and failures as native."""
+    with open_pair(kind, tmp_path / "dot.h5", "w") as f:
+        if kind == "memory":
+            assert h5pyvol.connector_name(f.id) == "h5pyvol"
+        d = f.create_dataset("g/d", data=np.arange(3))
+        d.attrs["a"] = 1
+        g = f["g"]
+        got = [
+            _outcome(lambda: h5py.h5a.exists(d.id, b"a", obj_name=b".")),
+            _outcome(lambda: h5py.h5a.exists(d.id, b"zz", obj_name=b".")),
+            _outcome(lambda: h5py.h5a.exists(g.id, b"a", obj_name=b"d")),
+            _outcome(lambda: h5py.h5a.get_info(d.id, b"a", obj_name=b".").data_size),
+            _outcome(lambda: h5py.h5o.get_info(d.id, b".").type),
+            _outcome(lambda: f.id.links.exists(b"/")),
+            _outcome(lambda: g.id.links.exists(b"d")),
+            _outcome(lambda: g.id.links.exists(b"nope")),
+            _outcome(lambda: g.id.links.exists(b".")),
+            _outcome(lambda: g.id.links.exists(b"d/.")),
+        ]
+    assert got == [True, False, True, 8, h5py.h5o.TYPE_DATASET, True, True, False, False, False]

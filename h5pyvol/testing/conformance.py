@@ -338,6 +338,10 @@ class ConnectorConformance:
             for key in na:
                 assert_same(fa[key], na[key])
             assert "text" in fa and "bytes" not in fa
+            # H5Aexists reaches the connector's has_attribute (an override
+            # must agree with attribute_names)
+            assert h5py.h5a.exists(f["g"].id, b"later") and not h5py.h5a.exists(f["g"].id, b"bytes")
+            assert h5py.h5a.exists(f.id, b"later", obj_name=b"g")
 
     # ------------------------------------------------------------ other objects
 
