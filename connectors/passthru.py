@@ -476,6 +476,11 @@ class PassthruNode(api.Node):
     def link_count(self) -> int:
         return h5o.get_info(self._id).rc
 
+    @property
+    def times(self) -> tuple[int, int, int, int]:
+        info = h5o.get_info(self._id)  # zeros where the native object does not track times
+        return (info.atime, info.mtime, info.ctime, info.btime)
+
     def change_link_count(self, delta: int) -> None:
         change = _lib().H5Oincr_refcount if delta > 0 else _lib().H5Odecr_refcount
         for _ in range(abs(delta)):

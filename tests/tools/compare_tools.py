@@ -72,6 +72,14 @@ RULES: tuple[Rule, ...] = (
         "through a connector the connector's token (hex bytes)",
     ),
     Rule(
+        "modification time",
+        ("h5ls",),
+        re.compile(r"^(\s+Modified:\s+).+$"),
+        r"\1<time>",
+        "not a native-only field, but the two files are written at different moments; the line itself "
+        "(whether the object tracks times) is still compared",
+    ),
+    Rule(
         "shared type location",
         ("h5ls",),
         re.compile(rf"^(\s+Type:\s+shared-\d+:){_TOKEN}"),
