@@ -45,7 +45,12 @@ def write_sample(f: h5py.File, ext_name: str) -> None:
     # Nested groups, one of them tracking creation order (links made out of name order).
     inner = f.create_group("nested/level1/level2")
     inner.attrs["depth"] = np.int32(3)
-    ordered = f.create_group("ordered", track_order=True)
+    # As the C sample makes it: HDF5's default creation properties, so its
+    # (version 2) object header records times, which h5py's groups do not.
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    gcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    ordered = h5py.Group(h5py.h5g.create(f.id, b"ordered", gcpl=gcpl))
     for name in ("zeta", "alpha", "mid"):
         ordered.create_group(name)
     ordered.attrs.create("second", 2, dtype="<u1")
