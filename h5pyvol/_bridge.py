@@ -38,6 +38,7 @@ from ._hdf5 import (
     detach,
     encode_dcpl,
     encode_plist,
+    filters_as_created,
     lib,
     tracks_link_order,
 )
@@ -746,7 +747,12 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
 
 
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
-    dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
+    if dcpl > 0:
+        # Filters get their parameters as native HDF5 completes them at creation.
+        plist = filters_as_created(borrow(dcpl, h5p.PropDCID), type_id, space_id)
+        dcpl_blob = encode_dcpl(plist.id, type_id)
+    else:
+        dcpl_blob = b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob, h)
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout != h5d.CHUNKED:

@@ -72,12 +72,30 @@ RULES: tuple[Rule, ...] = (
         "through a connector the connector's token (hex bytes)",
     ),
     Rule(
-        "modification time",
+        "object times",
         ("h5ls",),
-        re.compile(r"^(\s+Modified:\s+).+$"),
-        r"\1<time>",
-        "not a native-only field, but the two files are written at different moments; the line itself "
-        "(whether the object tracks times) is still compared",
+        re.compile(r"^\s+Modified:\s"),
+        None,
+        "native HDF5 records object times only in version-2 object headers (files created with a newer "
+        "format, objects that track creation order), a detail of the file format; h5pyvol reports them "
+        "wherever the creation properties track times (HDF5's default). The values also differ between two "
+        "files written at different moments",
+    ),
+    Rule(
+        "allocated storage",
+        ("h5ls",),
+        re.compile(r"^(\s+Storage:\s+\d+ logical bytes), \d+ allocated bytes, [\d.]+% utilization$"),
+        r"\1, <allocated>",
+        "the bytes a dataset occupies in its storage format (H5Dget_storage_size): natively the file's "
+        "encoding (for variable-length data, 16-byte global heap references, not the data), through a "
+        "connector its own objects; the logical size is kept",
+    ),
+    Rule(
+        "allocated storage",
+        ("h5dump",),
+        re.compile(r"^(\s+SIZE )\d+( \([\d.]+:1 COMPRESSION\))?$"),
+        r"\1<allocated>",
+        "h5dump -p prints the same storage size, and the compression ratio computed from it",
     ),
     Rule(
         "shared type location",
