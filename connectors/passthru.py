@@ -208,17 +208,23 @@ def _space(meta: api.ArrayMeta) -> h5s.SpaceID:
     return h5s.create_simple(meta.shape, maxdims)
 
 
+def _committed_token(tid: h5t.TypeID) -> bytes:
+    """The token (address) of the committed datatype a native object's type is, else b""."""
+    return struct.pack("<Q", h5o.get_info(tid).addr) if tid.committed() else b""
+
+
 def _meta_of(tid: h5t.TypeID, space: h5s.SpaceID, dcpl: bytes = b"") -> api.ArrayMeta:
     """An ArrayMeta describing a native dataset's or attribute's type and space."""
+    committed = _committed_token(tid)
     if space.get_simple_extent_type() == h5s.NULL:
-        return api.ArrayMeta(tid.encode(), (), None, dcpl, True)
+        return api.ArrayMeta(tid.encode(), (), None, dcpl, True, committed)
     shape = tuple(int(d) for d in space.shape)
     maxshape = None
     if shape:
         dims = tuple(int(d) for d in space.get_simple_extent_dims(True))
         if dims != shape:  # None unless the space can change, as the bridge builds it
             maxshape = tuple(None if d == h5s.UNLIMITED else d for d in dims)
-    return api.ArrayMeta(tid.encode(), shape, maxshape, dcpl, False)
+    return api.ArrayMeta(tid.encode(), shape, maxshape, dcpl, False, committed)
 
 
 def _mem_space(shape: tuple[int, ...]) -> h5s.SpaceID:
@@ -450,7 +456,7 @@ class PassthruNode(api.Node):
         return names
 
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
-        aid = h5a.create(self._id, _name(name), h5t.decode(meta.hdf5_type), _space(meta))
+        aid = h5a.create(self._id, _name(name), self._file._type_of(meta), _space(meta))
         return PassthruAttribute(self, name, aid, meta)
 
     def open_attribute(self, name: str) -> api.Attribute:
@@ -469,6 +475,11 @@ class PassthruNode(api.Node):
     @property
     def link_count(self) -> int:
         return h5o.get_info(self._id).rc
+
+    @property
+    def times(self) -> tuple[int, int, int, int]:
+        info = h5o.get_info(self._id)  # zeros where the native object does not track times
+        return (info.atime, info.mtime, info.ctime, info.btime)
 
     def change_link_count(self, delta: int) -> None:
         change = _lib().H5Oincr_refcount if delta > 0 else _lib().H5Odecr_refcount
@@ -761,7 +772,20 @@ class PassthruFile(api.File):
 
     def create_dataset(self, meta: api.ArrayMeta) -> api.Dataset:
         plist = decode_plist(meta.dcpl, h5p.PropDCID) if meta.dcpl else None
-        return self._wrap(h5d.create(self._live(), None, h5t.decode(meta.hdf5_type), _space(meta), dcpl=plist))
+        return self._wrap(h5d.create(self._live(), None, self._type_of(meta), _space(meta), dcpl=plist))
+
+    def _type_of(self, meta: api.ArrayMeta) -> h5t.TypeID:
+        """The native type to create an array of `meta` with: its committed
+        datatype where it names one (so the native object refers to it), else
+        the type itself."""
+        if meta.committed_type:
+            try:
+                node = self._node(meta.committed_type)
+            except KeyError:
+                node = None
+            if isinstance(node, PassthruDatatype):
+                return node._id
+        return h5t.decode(meta.hdf5_type)
 
     def commit_datatype(self, hdf5_type: bytes) -> api.Datatype:
         tid = h5t.decode(hdf5_type)

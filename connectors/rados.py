@@ -113,6 +113,7 @@ def _meta_to_json(meta: api.ArrayMeta) -> dict:
         "maxshape": None if meta.maxshape is None else list(meta.maxshape),
         "dcpl": _b64(meta.dcpl),
         "null": meta.null,
+        **({"committed_type": meta.committed_type.hex()} if meta.committed_type else {}),
     }
 
 
@@ -120,7 +121,7 @@ def _meta_from_json(d: dict) -> api.ArrayMeta:
     return api.ArrayMeta(
         _unb64(d["type"]), tuple(d["shape"]),
         None if d["maxshape"] is None else tuple(d["maxshape"]),
-        _unb64(d["dcpl"]), bool(d["null"]),
+        _unb64(d["dcpl"]), bool(d["null"]), bytes.fromhex(d.get("committed_type", "")),
     )
 
 

@@ -139,12 +139,14 @@ def _meta_json(meta: api.ArrayMeta) -> dict:
         "maxshape": None if meta.maxshape is None else list(meta.maxshape),
         "dcpl": _b64(meta.dcpl),
         "null": meta.null,
+        **({"committed_type": meta.committed_type.hex()} if meta.committed_type else {}),
     }
 
 
 def _meta_from_json(d: dict) -> api.ArrayMeta:
     maxshape = None if d["maxshape"] is None else tuple(d["maxshape"])
-    return api.ArrayMeta(_unb64(d["type"]), tuple(d["shape"]), maxshape, _unb64(d["dcpl"]), d["null"])
+    committed = bytes.fromhex(d.get("committed_type", ""))
+    return api.ArrayMeta(_unb64(d["type"]), tuple(d["shape"]), maxshape, _unb64(d["dcpl"]), d["null"], committed)
 
 
 def _link_json(link: api.Link) -> dict:

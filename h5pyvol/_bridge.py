@@ -38,6 +38,7 @@ from ._hdf5 import (
     detach,
     encode_dcpl,
     encode_plist,
+    filters_as_created,
     lib,
     tracks_link_order,
 )
@@ -531,19 +532,19 @@ def _new_node(h, loc, name: str | None, lcpl: int, make):
 def _object_info(state: FileState, node: api.Node, fields: int) -> tuple:
     num_attrs = len(node.attribute_names()) if fields & H5O_INFO_NUM_ATTRS else 0
     otype = _OBJ_TYPE[_id_type(node)]
-    t = _object_time(node) if fields & H5O_INFO_TIME else 0  # access, modification, change, birth
-    return (state.fileno, token16(node.token), otype, node.link_count, t, t, t, t, num_attrs)
+    times = _object_times(node) if fields & H5O_INFO_TIME else (0, 0, 0, 0)  # access, modify, change, birth
+    return (state.fileno, token16(node.token), otype, node.link_count, *times, num_attrs)
 
 
-def _object_time(node: api.Node) -> int:
-    """The node's creation time if its creation properties track times, else 0."""
+def _object_times(node: api.Node) -> tuple[int, int, int, int]:
+    """The node's times if its creation properties track times, else zeros."""
     if _is_dataset(node):
         blob = node.meta.dcpl
     elif _is_group(node):
         blob = node.gcpl
     else:
-        return 0  # a committed datatype's creation properties are not kept
-    return node.created if _tracks_times(blob) else 0
+        return (0, 0, 0, 0)  # a committed datatype's creation properties are not kept
+    return tuple(node.times) if _tracks_times(blob) else (0, 0, 0, 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -779,14 +780,19 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
             kind = H5G_LINK if isinstance(link, api.SoftLink) else H5G_UDLINK
             return (state.fileno, b"", 0, kind, len(_link_value(link)), 0)
     state, node, _ = _walk(state, base, path, name)
-    return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0, _object_time(node))
+    return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0, _object_times(node)[1])
 
 
 # ---------------------------------------------------------------- datasets
 
 
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
-    dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
+    if dcpl > 0:
+        # Filters get their parameters as native HDF5 completes them at creation.
+        plist = filters_as_created(borrow(dcpl, h5p.PropDCID), type_id, space_id)
+        dcpl_blob = encode_dcpl(plist.id, type_id)
+    else:
+        dcpl_blob = b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob, h)
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout != h5d.CHUNKED:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from h5py import h5d, h5i, h5p, h5t
+from h5py import h5d, h5f, h5i, h5p, h5s, h5t, h5z
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 CONNECTOR_NAME = "h5pyvol"
@@ -54,6 +54,7 @@ def lib() -> ctypes.CDLL:
         "H5VLconnector_str_to_info": (_herr_t, [ctypes.c_char_p, _hid_t, ctypes.POINTER(ctypes.c_void_p)]),
         "H5VLfree_connector_info": (_herr_t, [_hid_t, ctypes.c_void_p]),
         "H5VLclose": (_herr_t, [_hid_t]),
+        "H5VLget_connector_id_by_name": (_hid_t, [ctypes.c_char_p]),
         "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
         "H5VLobject": (ctypes.c_void_p, [_hid_t]),
         "H5Pget_link_creation_order": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_uint)]),
@@ -124,6 +125,53 @@ def encode_plist(plist_id: int) -> bytes:
     return buf.raw[: size.value]
 
 
+_scratch_files = iter(range(1 << 62))
+
+
+def filters_as_created(plist: h5p.PropDCID, type_id: int, space_id: int) -> h5p.PropDCID:
+    """`plist` with its filters' parameters as native HDF5 completes them when
+    it creates a dataset: each filter's "set local" step adds what it needs
+    from the type and shape (shuffle, for one, the element size), and
+    H5Pget_filter2 on the dataset's creation properties reports the result.
+
+    HDF5 offers no call for that step alone, so a dataset with the same type,
+    shape and filters is created in a native in-memory file that never
+    touches the disk. Filters native HDF5 cannot set up (not registered
+    here) are left as given.
+    """
+    if plist.get_nfilters() == 0:
+        return plist
+    h = lib()
+    native = h.H5VLget_connector_id_by_name(b"native")
+    if native < 0:
+        return plist
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    try:
+        fapl.set_fapl_core(backing_store=False)
+        _check(h.H5Pset_vol(fapl.id, native, None), "H5Pset_vol")
+    finally:
+        h.H5VLclose(native)
+    try:
+        fid = h5f.create(f"h5pyvol-filters-{next(_scratch_files)}".encode(), h5f.ACC_EXCL, fapl=fapl)
+    except Exception:
+        return plist
+    try:
+        trial = plist.copy()
+        trial.set_alloc_time(h5d.ALLOC_TIME_LATE)  # nothing to allocate: only the properties matter
+        space = borrow(space_id, h5s.SpaceID)
+        created = h5d.create(fid, b"d", borrow(type_id, h5t.typewrap).copy(), space, dcpl=trial).get_create_plist()
+    except Exception:
+        return plist  # e.g. a filter this HDF5 does not have
+    finally:
+        fid.close()
+    result = plist.copy()
+    result.remove_filter(h5z.FILTER_ALL)
+    for i in range(created.get_nfilters()):
+        code, flags, values, _ = created.get_filter(i)
+        result.set_filter(code, flags, values)
+    return result
+
+
 def encode_dcpl(dcpl_id: int, type_id: int) -> bytes:
     """Dataset creation properties as bytes that stay valid in any process.
 
@@ -133,13 +181,23 @@ def encode_dcpl(dcpl_id: int, type_id: int) -> bytes:
     type. A variable-length string is kept as a fixed-length string of its
     bytes instead (`decode_dcpl` puts it back); for other types that hold
     pointers the fill value is left undefined.
+
+    Also as native HDF5 does: a variable-length type with the default fill
+    value gets fill time H5D_FILL_TIME_ALLOC instead of _IFSET.
     """
+    from .datatypes import has_vlen
+
     plist = borrow(dcpl_id, h5p.PropDCID)
-    if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED:
-        return encode_plist(dcpl_id)
+    ftype = borrow(type_id, h5t.typewrap)
+    status = plist.fill_value_defined()
+    if has_vlen(ftype):
+        if plist.get_fill_time() == h5d.FILL_TIME_IFSET and status == h5d.FILL_VALUE_DEFAULT:
+            plist = plist.copy()
+            plist.set_fill_time(h5d.FILL_TIME_ALLOC)
+    if status != h5d.FILL_VALUE_USER_DEFINED:
+        return encode_plist(plist.id)
     h = lib()
     copy = plist.copy()
-    ftype = borrow(type_id, h5t.typewrap)
     if _is_vlen_string(ftype):
         pointer = ctypes.c_void_p()
         _check(h.H5Pget_fill_value(dcpl_id, type_id, ctypes.byref(pointer)), "H5Pget_fill_value")

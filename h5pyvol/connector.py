@@ -236,6 +236,15 @@ class Node(ABC):
         track times (H5Pset_obj_track_times)."""
         return 0
 
+    @property
+    def times(self) -> tuple[int, int, int, int]:
+        """The node's access, modification, change and birth times, in seconds
+        since the epoch (0 where unknown), as HDF5's object info reports them
+        when the node's creation properties track times. The default gives
+        `created` for all four."""
+        c = self.created
+        return (c, c, c, c)
+
     def change_link_count(self, delta: int) -> None:
         """Adjust the count behind `link_count` (H5Oincr_refcount/H5Odecr_refcount)."""
         raise NotImplementedError(f"{type(self).__name__} does not let programs change reference counts")

@@ -46,3 +46,15 @@ def test_help_explains_commands():
     assert proc.returncode == 0
     for word in ("info", "env", "config", "examples"):
         assert word in proc.stdout
+
+
+def test_only_libhdf5_itself_counts_as_libhdf5():
+    # HDF5's tools and API tests link libhdf5_tools / libhdf5_test next to libhdf5:
+    # taking those for a second libhdf5 once stopped h5dump and h5_api_test
+    # from using h5pyvol at all (tests/test_tools_output.py runs the tools).
+    from h5pyvol import _hdf5
+
+    for name in ("libhdf5.so", "libhdf5.so.310", "libhdf5.so.310.5.1", "libhdf5-1f2e3d4c.so.310.5.1"):
+        assert _hdf5._LIBHDF5.match(name), name
+    for name in ("libhdf5_hl.so.310", "libhdf5_tools.so.310", "libhdf5_test.so.310", "libhdf5_hl-1f2e3d4c.so"):
+        assert not _hdf5._LIBHDF5.match(name), name

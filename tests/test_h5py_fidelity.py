@@ -196,3 +196,14 @@ def test_creation_time_is_reported_when_tracked():
         assert h5py.h5g.get_objinfo(like.id).mtime != 0
         assert h5py.h5g.get_objinfo(untracked.id).mtime == 0
         assert h5py.h5o.get_info(tracked.id).ctime != 0 and h5py.h5o.get_info(untracked.id).ctime == 0
+
+
+@pytest.mark.parametrize("dtype", [h5py.string_dtype(), h5py.vlen_dtype("i4"), np.dtype("i4")])
+def test_fill_time_of_variable_length_datasets_is_as_native(tmp_path, dtype):
+    # Native HDF5 writes the default fill value of a variable-length type at
+    # allocation (H5D_FILL_TIME_ALLOC, not _IFSET); h5dump -p prints it.
+    with h5py.File(tmp_path / "native.h5", "w") as f:
+        expected = f.create_dataset("d", (2,), dtype=dtype).id.get_create_plist().get_fill_time()
+    with h5pyvol.File(fresh("fill-time"), "w") as f:
+        got = f.create_dataset("d", (2,), dtype=dtype).id.get_create_plist().get_fill_time()
+    assert got == expected

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,8 +34,8 @@ SUMMARY = re.compile(r"^(\d+)/(\d+) \([\d.]+%\) API tests (passed|did not pass|w
 EPILOG = """examples:
   run_api_suite.py                          # all groups, natively and with h5pyvol's memory connector
   run_api_suite.py --vol-only --groups link,object --log-dir /tmp/logs
-  run_api_suite.py --hide-test-lib --json results-memory.json
-  run_api_suite.py --hide-test-lib --expected tests/api_suite/results-memory.json   # exit 1 on a regression
+  run_api_suite.py --json results-memory.json
+  run_api_suite.py --expected tests/api_suite/results-memory.json   # exit 1 on a regression
 
 Counts come from the suite's per-test lines (PASSED, *FAILED*, -SKIP-). The
 suite's own summary counts a failed part of a multi-part test twice, so it is
@@ -198,28 +197,10 @@ def run_mode(mode: str, exe: Path, groups: list[str], env: dict[str, str], args)
         if res.status == "error" and not (res.passed or res.failed or res.skipped):
             # The suite could not even set up (e.g. the connector is not registered): so would the rest.
             print(f"[{mode}] the suite did not start; remaining groups not run", file=sys.stderr)
-            if "two HDF5 libraries" in res.message and not args.hide_test_lib:
-                print("    (libhdf5_test.so taken for a second libhdf5: see --hide-test-lib)", file=sys.stderr)
             for rest in groups[len(results):]:
                 results[rest] = GroupResult(status="not run", message=res.message)
             break
     return results
-
-
-def hide_test_lib(prefix: Path, shim: Path) -> dict[str, str]:
-    """An LD_LIBRARY_PATH that gives h5_api_test its libhdf5_test under another file name.
-
-    Works around h5pyvol's _hdf5.loaded_libhdf5(), which takes any mapped
-    "libhdf5*.so*" file (except _hl) for a second libhdf5.
-    """
-    lib = prefix / "lib"
-    real = next(p for p in sorted(lib.glob("libhdf5_test.so*")) if not p.is_symlink())
-    shutil.copy(real, shim / "api_test_support.so")
-    for p in lib.glob("libhdf5_test.so*"):
-        (shim / p.name).symlink_to("api_test_support.so")
-    for p in lib.glob("libhdf5.so*"):  # the copy's own libhdf5: the same file as everyone's
-        (shim / p.name).symlink_to(p)
-    return {"LD_LIBRARY_PATH": str(shim)}
 
 
 def print_table(all_results: dict[str, dict[str, GroupResult]], groups: list[str]) -> None:
@@ -286,9 +267,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="a file written by --json; exit 1 if a test that passed there fails now, "
                         "or a group's pass count dropped")
     parser.add_argument("--log-dir", metavar="DIR", help="save each group's full output in DIR")
-    parser.add_argument("--hide-test-lib", action="store_true",
-                        help="through h5pyvol, load h5_api_test's libhdf5_test.so under another file name "
-                        "(works around h5pyvol taking it for a second libhdf5)")
     parser.add_argument("--h5-api-test", metavar="PATH",
                         help="the h5_api_test program (default: the one in h5pyvol's HDF5 prefix)")
     args = parser.parse_args(argv)
@@ -317,10 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         all_results[NATIVE] = run_mode(NATIVE, exe, groups, base_env, args)
     if not args.native_only:
         mode = args.label or vol_env["HDF5_VOL_CONNECTOR"]
-        with tempfile.TemporaryDirectory(prefix="api-shim-") as shim:
-            if args.hide_test_lib:
-                vol_env.update(hide_test_lib(prefix, Path(shim)))
-            all_results[mode] = run_mode(mode, exe, groups, vol_env, args)
+        all_results[mode] = run_mode(mode, exe, groups, vol_env, args)
 
     print_table(all_results, groups)
     not_started = any(r.status == "not run" for rs in all_results.values() for r in rs.values())
