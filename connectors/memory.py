@@ -173,10 +173,16 @@ class MemoryStore:
         return node
 
     def unlinked(self, token: bytes) -> None:
-        node = self.nodes[token]
+        node = self.nodes.get(token)
+        if node is None:  # reclaimed already, e.g. through a cycle of hard links
+            return
         node.links_in -= 1
         if node.links_in <= 0:
             del self.nodes[token]  # open handles keep their node object alive
+            if isinstance(node, MemoryGroup):  # as HDF5 does, its members lose a link each
+                for _, link in node.links():
+                    if isinstance(link, api.HardLink):
+                        self.unlinked(link.token)
 
 
 class MemoryFile(api.File):

@@ -91,8 +91,6 @@ _hdf5.H5Pget_vlen_mem_manager.argtypes = [ctypes.c_int64] + [ctypes.POINTER(ctyp
 _hdf5.H5Pget_vlen_mem_manager.restype = ctypes.c_int
 _hdf5.H5Rdestroy.argtypes = [ctypes.c_void_p]
 _hdf5.H5Rdestroy.restype = ctypes.c_int
-_hdf5.H5Tcopy.argtypes = [ctypes.c_int64]
-_hdf5.H5Tcopy.restype = ctypes.c_int64
 
 _CLASS_NAMES = {
     getattr(h5t, name): name
@@ -182,7 +180,7 @@ def _plan(tid: h5t.TypeID) -> _Node:
     if _is_ref(tid):
         if size != _REF_MEM.itemsize:
             raise TypeError(f"H5R_ref_t of {size} bytes; this HDF5 build is not supported")
-        return _Node("ref", REF_DTYPE, _REF_MEM, size, tid=_memory_ref())
+        return _Node("ref", REF_DTYPE, _REF_MEM, size, tid=_memory_ref(tid))
     dt = _leaf_dtype(tid)
     return _Node("plain", dt, dt, size)
 
@@ -220,10 +218,14 @@ def has_refs(tid: h5t.TypeID) -> bool:
     return False
 
 
+def _memory_ref(ref: h5t.TypeID) -> h5t.TypeID:
+    """The H5T_STD_REF `ref`, located in memory (h5py has no constant for it)."""
+    return _decoded_ref(ref.encode())
+
+
 @functools.cache
-def _memory_ref() -> h5t.TypeID:
-    """HDF5's H5T_STD_REF (h5py has no constant for it), located in memory."""
-    return h5t.typewrap(_hdf5.H5Tcopy(ctypes.c_int64.in_dll(_hdf5, "H5T_STD_REF_g").value))
+def _decoded_ref(blob: bytes) -> h5t.TypeID:
+    return h5t.decode(blob)  # H5Tdecode locates a top-level reference type in memory
 
 
 def with_memory_refs(tid: h5t.TypeID) -> h5t.TypeID:
@@ -235,7 +237,7 @@ def with_memory_refs(tid: h5t.TypeID) -> h5t.TypeID:
         return tid
     cls = tid.get_class()
     if cls == h5t.REFERENCE:
-        return _memory_ref().copy()
+        return _memory_ref(tid).copy()
     if cls == h5t.VLEN:
         return h5t.vlen_create(with_memory_refs(tid.get_super()))
     if cls == h5t.ARRAY:
