@@ -398,11 +398,16 @@ class References:
 
     def to_stored(self, raw: np.ndarray, mem_type: h5t.TypeID) -> np.ndarray:
         """The stored form of the H5R_ref_t in raw (any shape); raw is left as it is."""
-        n = raw.size
-        buf = np.ascontiguousarray(raw).reshape(-1).view(np.uint8).copy()
-        if n:
-            h5t.convert(mem_type, self._stored_type(), n, buf)
-        return buf[: n * REF_DTYPE.itemsize].view(REF_DTYPE).reshape(raw.shape)
+        flat = np.ascontiguousarray(raw).reshape(-1)
+        out = np.empty(flat.size, REF_DTYPE)
+        one = np.empty(_REF_MEM.itemsize, np.uint8)
+        for i in range(flat.size):
+            # One at a time: when HDF5 fails to store an element after others,
+            # its clean-up frees the stored ones as if they were H5R_ref_t.
+            one[:] = flat[i : i + 1].view(np.uint8)
+            h5t.convert(mem_type, self._stored_type(), 1, one)
+            out[i] = one[: REF_DTYPE.itemsize].view(REF_DTYPE)[0]
+        return out.reshape(raw.shape)
 
     def to_memory(self, stored: np.ndarray, mem_type: h5t.TypeID) -> np.ndarray:
         """New H5R_ref_t for the stored references (the caller owns them: H5Rdestroy)."""
