@@ -164,6 +164,8 @@ class MemoryStore:
     def __init__(self, fcpl: bytes = b"") -> None:
         self._ids = itertools.count()
         self.nodes: dict[bytes, MemoryNode] = {}
+        self.blobs: dict[bytes, bytes] = {}  # what references keep (see File.put_blob)
+        self.blob_ids = itertools.count(1)
         self.root = self.add(MemoryGroup, fcpl)
         self.root.links_in = 1  # the file itself holds the root
 
@@ -174,10 +176,16 @@ class MemoryStore:
         return node
 
     def unlinked(self, token: bytes) -> None:
-        node = self.nodes[token]
+        node = self.nodes.get(token)
+        if node is None:  # reclaimed already, e.g. through a cycle of hard links
+            return
         node.links_in -= 1
         if node.links_in <= 0:
             del self.nodes[token]  # open handles keep their node object alive
+            if isinstance(node, MemoryGroup):  # as HDF5 does, its members lose a link each
+                for _, link in node.links():
+                    if isinstance(link, api.HardLink):
+                        self.unlinked(link.token)
 
 
 class MemoryFile(api.File):
@@ -198,6 +206,17 @@ class MemoryFile(api.File):
             return self._store.nodes[token]
         except KeyError:
             raise KeyError(f"no object with token {token.hex()}") from None
+
+    def put_blob(self, data: bytes) -> bytes:
+        key = next(self._store.blob_ids).to_bytes(8, "little")
+        self._store.blobs[key] = bytes(data)
+        return key
+
+    def get_blob(self, key: bytes) -> bytes:
+        return self._store.blobs[key]
+
+    def delete_blob(self, key: bytes) -> None:
+        self._store.blobs.pop(key, None)
 
     def create_group(self, gcpl: bytes = b"") -> api.Group:
         return self._store.add(MemoryGroup, gcpl)

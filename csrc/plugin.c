@@ -290,6 +290,7 @@ const void *H5PLget_plugin_info(void)
 {
     pv_class_full              = pv_class_base;
     pv_class_full.attr_cls     = pv_attr_cls;
+    pv_class_full.blob_cls     = pv_blob_cls;
     pv_class_full.dataset_cls  = pv_dataset_cls;
     pv_class_full.datatype_cls = pv_datatype_cls;
     pv_class_full.file_cls     = pv_file_cls;

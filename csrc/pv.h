@@ -45,7 +45,8 @@
     X(link_iterate)                                                                               \
     X(object_open) X(object_copy) X(object_get_file) X(object_get_name) X(object_get_type)        \
     X(object_get_info) X(object_change_rc) X(object_exists) X(object_lookup) X(object_visit)      \
-    X(object_flush) X(object_refresh)
+    X(object_flush) X(object_refresh)                                                             \
+    X(blob_put) X(blob_get) X(blob_delete)
 
 #define PV_ENUM_ENTRY(name) PV_FN_##name,
 enum pv_fn { PV_BRIDGE_FUNCTIONS(PV_ENUM_ENTRY) PV_FN_COUNT };
@@ -116,6 +117,11 @@ PyObject *pv_py_io_stats(PyObject *self, PyObject *unused);
  * pushed), or 0 when the bridge's general path must serve it. */
 int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, void *buf, int writing,
                herr_t *ret, const char *func);
+
+/* blob.c: the blob callbacks, h5pyvol._plugin.FileBase and .ref_file_type. */
+extern const H5VL_blob_class_t pv_blob_cls;
+int pv_blob_module_init(PyObject *module);
+PyObject *pv_py_ref_file_type(PyObject *self, PyObject *args);
 
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
 void pv_compat_install(void);

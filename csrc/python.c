@@ -281,6 +281,8 @@ static PyMethodDef plugin_methods[] = {
      "(space_id,) of a new offset-free copy, or None, for the rest"},
     {"same_type", plugin_same_type, METH_VARARGS,
      "same_type(mem_type_id, file_type_id) -> (equal, size of the memory type)"},
+    {"ref_file_type", pv_py_ref_file_type, METH_VARARGS,
+     "ref_file_type(file_handle, fapl_id) -> a new datatype id: H5T_STD_REF stored in that file (blob.c)"},
     {"buffer", plugin_buffer, METH_VARARGS,
      "buffer(address, nbytes, writable) -> memoryview over HDF5's buffer (valid only during the callback)"},
     {NULL, NULL, 0, NULL}};
@@ -386,7 +388,8 @@ static int import_bridge(const char *func)
 
     plugin  = PyModule_Create(&plugin_module);
     modules = PyImport_GetModuleDict();
-    if (!plugin || pv_add_handle_type(plugin) < 0 || PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
+    if (!plugin || pv_add_handle_type(plugin) < 0 || pv_blob_module_init(plugin) < 0 ||
+        PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
         Py_XDECREF(plugin);
         pv_push_python_error(func);
         return -1;

@@ -44,10 +44,12 @@ from ._hdf5 import (
 )
 from .selection import Selection
 
-try:  # the C fields the plugin's hot paths read (see csrc/io.c)
-    from ._plugin import Handle as _HandleBase  # type: ignore[attr-defined]
-except ImportError:  # imported outside the plugin: no HDF5 id can reach a handle
-    _HandleBase = object
+# Bases the plugin gives the handles: Handle holds the C fields its hot paths
+# read (csrc/io.c); FileBase is what HDF5 may misread as a native file
+# (csrc/blob.c). Outside the plugin no HDF5 id can reach a handle: plain objects.
+_plugin_types = sys.modules.get("h5pyvol._plugin")
+_HandleBase: type = getattr(_plugin_types, "Handle", object)
+_FileBase: type = getattr(_plugin_types, "FileBase", object)
 
 # HDF5 constants (stable parts of its public ABI).
 H5I_FILE, H5I_GROUP, H5I_DATATYPE, H5I_DATASET, H5I_ATTR = 1, 2, 3, 5, 7
@@ -76,6 +78,7 @@ CAP_FLAGS = {
     "supports_storage_size": 0x2000000,
     "supports_fill_values": 0x1000000000,
     "supports_filters": 0x800000000,
+    "supports_references": 0x20000 | 0x40000 | 0x80000 | 0x100000 | 0x200000,  # REF_*, OBJ/REG/ATTR_REF
 }
 
 
@@ -148,7 +151,7 @@ class FileState:
             self.file.close()
 
 
-class FileHandle:
+class FileHandle(_FileBase):
     """The VOL object behind one HDF5 file id."""
 
     kind = H5I_FILE
@@ -884,14 +887,14 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
     tmp = np.empty(fsel.result_shape, h.dtype)
     h.node.read(fsel, tmp)
     if msel.kind == "all":
-        datatypes.from_numpy(h.file_type, mtype, tmp, buf, _dxpl(dxpl))
+        datatypes.from_numpy(h.file_type, mtype, tmp, buf, _dxpl(dxpl), refs=_refs(h))
         return
     # Convert over the user's current bytes: they are HDF5's background for
     # compound members the file type lacks.
     elem = np.dtype((np.void, msize))
     mem = _view(buf, elem, extent)
     raw = np.ascontiguousarray(mem[msel.index])
-    datatypes.from_numpy(h.file_type, mtype, tmp, raw, _dxpl(dxpl))
+    datatypes.from_numpy(h.file_type, mtype, tmp, raw, _dxpl(dxpl), refs=_refs(h))
     mem[msel.index] = raw
 
 
@@ -916,11 +919,11 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
         stored = np.empty(fsel.result_shape, h.dtype)
         h.node.read(fsel, stored)
     if msel.kind == "all":
-        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl), stored)
+        data = datatypes.to_numpy(mtype, h.file_type, buf, fsel.count, _dxpl(dxpl), stored, refs=_refs(h))
     else:
         elem = np.dtype((np.void, msize))
         gathered = np.ascontiguousarray(_view(buf, elem, extent)[msel.index])
-        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl), stored)
+        data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl), stored, refs=_refs(h))
     h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
 
 
@@ -1014,7 +1017,7 @@ def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
         return
     data = h.attr.read()
     if datatypes.needs_conversion(mtype, h.file_type):
-        datatypes.from_numpy(h.file_type, mtype, data, buf, _dxpl(dxpl))
+        datatypes.from_numpy(h.file_type, mtype, data, buf, _dxpl(dxpl), refs=_refs(h))
     else:
         mem = np.frombuffer(buf, h.dtype)  # (n,) or, for an array datatype, (n,) + its dimensions
         np.copyto(mem, data.reshape(mem.shape))
@@ -1027,7 +1030,7 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
     buf = _plugin().buffer(addr, n * mtype.get_size(), False)
     if datatypes.needs_conversion(mtype, h.file_type):
         stored = h.attr.read() if datatypes.keeps_stored_members(mtype, h.file_type) else None
-        data = datatypes.to_numpy(mtype, h.file_type, buf, n, _dxpl(dxpl), stored)
+        data = datatypes.to_numpy(mtype, h.file_type, buf, n, _dxpl(dxpl), stored, refs=_refs(h))
     else:
         data = np.frombuffer(buf, h.dtype)
     h.attr.write(data.reshape(h.meta.shape + h.dtype.shape))
@@ -1343,6 +1346,8 @@ def object_get_name(h, loc) -> str | None:
     if path is None and loc is None and isinstance(h, NodeHandle):
         # opened by token (a reference): name it by a path that reaches it, as HDF5 does
         path = h.path = _path_to(state, node.token)
+    elif path is None and loc is not None and loc[0] == "token":  # H5Rget_obj_name
+        path = _path_to(state, node.token)
     return path
 
 
@@ -1434,6 +1439,58 @@ def object_refresh(h) -> None:
     node.refresh()
     if isinstance(h, NodeHandle) and _is_dataset(node):
         h._load_meta()
+
+
+# ---------------------------------------------------------------- references and blobs
+#
+# HDF5 converts H5R_ref_t (H5T_STD_REF) to its stored form and back itself,
+# with H5T_STD_REF located in a file of ours (csrc/blob.c); what it does not
+# store inline it hands to the blob callbacks below, with that file's handle.
+
+
+def _ref_file(h) -> FileHandle:
+    """The file handle the references of `h` are converted through: the one
+    `h` was opened through, as object_get_file reports it to HDF5."""
+    state, via = _base(h)[0], _via(h)
+    if via is not None and via.state is state:
+        return via
+    if state.file_handles:
+        return state.file_handles[0]
+    handle = FileHandle(state)  # with no id yet: object_get_file registers one when HDF5 asks
+    state.file_handles.remove(handle)
+    return handle
+
+
+def _refs(h) -> datatypes.References:
+    handle = _ref_file(h)
+    return datatypes.References(lambda: _plugin().ref_file_type(handle, handle.state.fapl.id))
+
+
+def _blob_key(blob_id: bytes) -> bytes:
+    if not 0 < blob_id[0] < len(blob_id):
+        raise ValueError(f"{blob_id.hex()} is not a blob id of h5pyvol (a corrupt reference?)")
+    return untoken16(blob_id)
+
+
+def blob_put(h: FileHandle, data: bytes) -> bytes:
+    h.state.check_writable()
+    key = h.state.file.put_blob(data)
+    if not isinstance(key, bytes) or not 0 < len(key) < 16:
+        raise ValueError(f"the connector's put_blob returned {key!r}, not a key of 1 to 15 bytes")
+    return token16(key)
+
+
+def blob_get(h: FileHandle, blob_id: bytes) -> bytes:
+    key = _blob_key(blob_id)
+    try:
+        return bytes(h.state.file.get_blob(key))
+    except KeyError:
+        raise KeyError(f"no blob {key!r} in file {h.state.name!r} (a reference to data since deleted?)") from None
+
+
+def blob_delete(h: FileHandle, blob_id: bytes) -> None:
+    h.state.check_writable()
+    h.state.file.delete_blob(_blob_key(blob_id))
 
 
 # ---------------------------------------------------------------- plugin access

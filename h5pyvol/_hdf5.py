@@ -261,8 +261,11 @@ def decode_plist(blob: bytes, cls: type = h5p.PropDCID) -> h5p.PropID:
 
 
 def decode_type(blob: bytes) -> h5t.TypeID:
-    """A new datatype from H5Tencode bytes."""
-    return h5t.decode(blob)
+    """A new datatype from H5Tencode bytes (H5R_ref_t located in memory: see
+    `datatypes.with_memory_refs`)."""
+    from .datatypes import with_memory_refs
+
+    return with_memory_refs(h5t.decode(blob))
 
 
 def borrow(ident: int, wrap):

@@ -383,6 +383,40 @@ class File(ABC):
         """A new, unlinked committed datatype."""
         raise NotImplementedError(f"{type(self).__name__} cannot store committed datatypes")
 
+    # Blobs: byte strings HDF5 asks the file to keep for the references it
+    # does not store inline (attribute, region and other-file references,
+    # HDF5 1.12-style). A stored reference holds the blob's key. The defaults
+    # keep each blob as an unlinked one-dimensional uint8 dataset of this
+    # file, whose token is the key; a connector that reclaims unlinked nodes,
+    # or has a better place for small byte strings, overrides all three.
+
+    def put_blob(self, data: bytes) -> bytes:
+        """Keep `data`; return its key, 1 to 15 bytes, unique in this file."""
+        from h5py import h5t
+
+        from .selection import Selection
+
+        node = self.create_dataset(ArrayMeta(h5t.STD_U8LE.encode(), (len(data),)))
+        if data:
+            node.write(Selection.everything((len(data),)), np.frombuffer(data, np.uint8))
+        return node.token
+
+    def get_blob(self, key: bytes) -> bytes:
+        """The bytes kept under `key`; KeyError if there are none."""
+        from .selection import Selection
+
+        node = self.open_node(key)
+        if not isinstance(node, Dataset) or node.meta.dtype != np.uint8 or len(node.meta.shape) != 1:
+            raise KeyError(f"{key!r} is not a blob")
+        out = np.empty(node.meta.shape, np.uint8)
+        if out.size:
+            node.read(Selection.everything(node.meta.shape), out)
+        return out.tobytes()
+
+    def delete_blob(self, key: bytes) -> None:
+        """Forget a blob HDF5 no longer needs. The default keeps it: the
+        connector API has no way to delete an unlinked node."""
+
     @property
     def writable(self) -> bool:
         """Whether the file was opened for writing."""
@@ -454,6 +488,9 @@ class Connector(ABC):
     supports_fill_values: ClassVar[bool] = True
     supports_filters: ClassVar[bool] = True
     """Filters in the creation properties are accepted (storage may ignore them)."""
+    supports_references: ClassVar[bool] = True
+    """HDF5 1.12-style references (H5R_ref_t) to objects, attributes and regions.
+    They need `File.put_blob` and `get_blob`, which have working defaults."""
 
     def __init__(self, **options: str) -> None:
         self.options = dict(options)

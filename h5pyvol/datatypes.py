@@ -35,8 +35,16 @@ measured against HDF5 1.14 and h5py 3.16:
   while converting), else with the C library's ``malloc``, so ``H5Treclaim``
   / ``H5Dvlen_reclaim`` with the same property list frees it.
 
-Not covered: object and region references (``TypeError`` naming the type
-class), HDF5 time types (no numpy equivalent), integers and floats numpy
+References: HDF5 1.10-style object and region references
+(``H5T_STD_REF_OBJ``, ``H5T_STD_REF_DSETREG``) are plain bytes.  An HDF5
+1.12-style reference (``H5R_ref_t``, type ``H5T_STD_REF``) holds pointers in
+memory; connectors see its stored form, ``REF_DTYPE`` (raw bytes), which
+HDF5 itself makes and reads back through a file of the connector (see
+`References`): a same-file object reference inline, the others as a blob
+the connector keeps.  Converting them needs that file, so `to_numpy` and
+`from_numpy` take a `References`.
+
+Not covered: HDF5 time types (no numpy equivalent), integers and floats numpy
 cannot represent bit for bit (they are exposed as raw ``V<size>`` bytes).
 Members of a file compound that are missing from the memory type come out
 zero (empty for vlen members): native HDF5 would keep the values already
@@ -48,15 +56,23 @@ allocate with ``malloc`` whatever the property list says.
 from __future__ import annotations
 
 import ctypes
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import h5py
 import numpy as np
 from h5py import h5s, h5t
 
-__all__ = ["dtype_of", "from_numpy", "has_vlen", "needs_conversion", "to_numpy"]
+__all__ = ["REF_DTYPE", "References", "dtype_of", "from_numpy", "has_vlen", "needs_conversion", "to_numpy"]
 
 _PTR = np.dtype(np.uintp)  # char * of a vlen string
+# An H5R_ref_t in memory, and its stored form: HDF5's encoding header (2
+# bytes), a 4-byte size and a blob id of H5VL_MAX_BLOB_ID_SIZE (16) bytes,
+# which also holds an inline object reference (header, token size, 16-byte
+# token). HDF5 sizes it from the plugin's container info (csrc/file.c).
+_REF_MEM = np.dtype("V64")
+REF_DTYPE = np.dtype("V22")
 _HVL = np.dtype([("len", np.uintp), ("p", np.uintp)])  # hvl_t of a vlen sequence
 
 _libc = ctypes.CDLL(None)
@@ -73,6 +89,8 @@ _hdf5.H5Treclaim.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, cty
 _hdf5.H5Treclaim.restype = ctypes.c_int
 _hdf5.H5Pget_vlen_mem_manager.argtypes = [ctypes.c_int64] + [ctypes.POINTER(ctypes.c_void_p)] * 4
 _hdf5.H5Pget_vlen_mem_manager.restype = ctypes.c_int
+_hdf5.H5Rdestroy.argtypes = [ctypes.c_void_p]
+_hdf5.H5Rdestroy.restype = ctypes.c_int
 
 _CLASS_NAMES = {
     getattr(h5t, name): name
@@ -86,7 +104,8 @@ class _Node:
     """A type's layout, computed once per call so per-element loops make no HDF5 calls.
 
     ``kind`` is "plain" (no vlen inside: numpy reads its bytes as they are),
-    "compound", "array", "str" (vlen string) or "seq" (vlen sequence).
+    "compound", "array", "str" (vlen string), "seq" (vlen sequence) or
+    "ref" (an H5R_ref_t: ``raw`` is its memory form, ``dtype`` its stored form).
     ``raw`` is the numpy view of the memory form, with vlen pointers as integers.
     """
 
@@ -95,6 +114,7 @@ class _Node:
     raw: np.dtype
     size: int
     utf8: bool = False
+    tid: h5t.TypeID | None = None  # kind "ref": the memory type H5T_STD_REF
     members: tuple[tuple[str, _Node], ...] = ()
     base: _Node | None = None
 
@@ -107,7 +127,6 @@ def _leaf_dtype(tid: h5t.TypeID) -> np.dtype:
     """h5py's dtype for a type without members, or raw bytes if it would not match bit for bit."""
     cls = tid.get_class()
     if cls == h5t.REFERENCE:
-        _check_supported(tid)
         return np.dtype(f"V{tid.get_size()}")  # an hobj_ref_t / hdset_reg_ref_t is plain bytes
     try:
         dt = tid.dtype
@@ -158,6 +177,10 @@ def _plan(tid: h5t.TypeID) -> _Node:
         return _Node("seq", h5py.vlen_dtype(base.dtype), _HVL, size, base=base)
     if cls == h5t.STRING and tid.is_variable_str():
         return _Node("str", tid.dtype, _PTR, size, utf8=tid.get_cset() == h5t.CSET_UTF8)
+    if _is_ref(tid):
+        if size != _REF_MEM.itemsize:
+            raise TypeError(f"H5R_ref_t of {size} bytes; this HDF5 build is not supported")
+        return _Node("ref", REF_DTYPE, _REF_MEM, size, tid=_memory_ref(tid))
     dt = _leaf_dtype(tid)
     return _Node("plain", dt, dt, size)
 
@@ -170,14 +193,65 @@ def dtype_of(tid: h5t.TypeID) -> np.dtype:
     h5py's two-member boolean enum is ``bool``, an ``r``/``i`` float compound
     is complex, array types are numpy subarray dtypes.  For types without
     vlen data the itemsize and layout are exactly HDF5's, so stored bytes can
-    be viewed with it.  Raises ``TypeError`` for references and time types.
+    be viewed with it.  An H5R_ref_t is `REF_DTYPE`, its stored form, at
+    its memory offset inside a compound.  Raises ``TypeError`` for time types.
     """
     return _plan(tid).dtype
 
 
+def _is_ref(tid: h5t.TypeID) -> bool:
+    """Whether tid is an HDF5 1.12-style reference (H5T_STD_REF), not a 1.10 one."""
+    return tid.get_class() == h5t.REFERENCE and tid != h5t.STD_REF_OBJ and tid != h5t.STD_REF_DSETREG
+
+
+def has_refs(tid: h5t.TypeID) -> bool:
+    """True if the type holds an H5R_ref_t (H5T_STD_REF) anywhere."""
+    if not tid.detect_class(h5t.REFERENCE):
+        return False
+    cls = tid.get_class()
+    if cls == h5t.REFERENCE:
+        return _is_ref(tid)
+    if cls in (h5t.ARRAY, h5t.VLEN):
+        return has_refs(tid.get_super())
+    if cls == h5t.COMPOUND:
+        return any(has_refs(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    return False
+
+
+def _memory_ref(ref: h5t.TypeID) -> h5t.TypeID:
+    """The H5T_STD_REF `ref`, located in memory (h5py has no constant for it)."""
+    return _decoded_ref(ref.encode())
+
+
+@functools.cache
+def _decoded_ref(blob: bytes) -> h5t.TypeID:
+    return h5t.decode(blob)  # H5Tdecode locates a top-level reference type in memory
+
+
+def with_memory_refs(tid: h5t.TypeID) -> h5t.TypeID:
+    """tid, rebuilt where needed so that each H5T_STD_REF in it is located in
+    memory. A decoded variable-length type's H5T_STD_REF base has no location
+    (HDF5's H5T_set_loc leaves it for the file's blob code), and converting
+    it would crash."""
+    if not has_refs(tid):
+        return tid
+    cls = tid.get_class()
+    if cls == h5t.REFERENCE:
+        return _memory_ref(tid).copy()
+    if cls == h5t.VLEN:
+        return h5t.vlen_create(with_memory_refs(tid.get_super()))
+    if cls == h5t.ARRAY:
+        return h5t.array_create(with_memory_refs(tid.get_super()), tid.get_array_dims())
+    new = h5t.create(h5t.COMPOUND, tid.get_size())
+    for i in range(tid.get_nmembers()):
+        new.insert(tid.get_member_name(i), tid.get_member_offset(i), with_memory_refs(tid.get_member_type(i)))
+    return new
+
+
 def has_vlen(tid: h5t.TypeID) -> bool:
-    """True if the memory form of the type holds pointers anywhere (vlen string/sequence, nested)."""
-    if tid.detect_class(h5t.VLEN):  # from the API, vlen strings count as STRING, not VLEN
+    """True if the memory form of the type holds pointers anywhere (vlen
+    string/sequence, H5R_ref_t), so its bytes cannot be stored as they are."""
+    if tid.detect_class(h5t.VLEN) or has_refs(tid):  # from the API, vlen strings count as STRING, not VLEN
         return True
     if not tid.detect_class(h5t.STRING):
         return False
@@ -206,20 +280,6 @@ def _bytes_of(buf, nbytes: int, writable: bool = False) -> np.ndarray:
     return view
 
 
-def _check_supported(tid: h5t.TypeID) -> None:
-    """HDF5 1.10-style references are plain bytes; H5R_ref_t (H5T_STD_REF) holds pointers."""
-    cls = tid.get_class()
-    if cls == h5t.REFERENCE:
-        if tid != h5t.STD_REF_OBJ and tid != h5t.STD_REF_DSETREG:
-            raise TypeError("HDF5's H5R_ref_t references (H5T_STD_REF) are not supported; "
-                            "1.10-style object references (H5T_STD_REF_OBJ) are")
-    elif cls in (h5t.COMPOUND,):
-        for i in range(tid.get_nmembers()):
-            _check_supported(tid.get_member_type(i))
-    elif cls in (h5t.ARRAY, h5t.VLEN):
-        _check_supported(tid.get_super())
-
-
 def _ascii_vlen_strings(tid: h5t.TypeID) -> h5t.TypeID:
     """tid with every vlen string made ASCII (a copy only where something changes)."""
     cls = tid.get_class()
@@ -229,7 +289,7 @@ def _ascii_vlen_strings(tid: h5t.TypeID) -> h5t.TypeID:
         tid = tid.copy()
         tid.set_cset(h5t.CSET_ASCII)
         return tid
-    if not has_vlen(tid):
+    if cls not in (h5t.VLEN, h5t.ARRAY, h5t.COMPOUND) or not has_vlen(tid):
         return tid
     if cls == h5t.VLEN:
         return h5t.vlen_create(_ascii_vlen_strings(tid.get_super()))
@@ -313,15 +373,69 @@ def _set_objects(out: np.ndarray, values: list) -> None:
     out[...] = flat.reshape(out.shape)
 
 
-def _lift(raw: np.ndarray, node: _Node, out: np.ndarray) -> None:
+class References:
+    """Converts H5R_ref_t references between memory and their stored form, for one file.
+
+    ``make_file_type`` returns a new datatype id: H5T_STD_REF as stored in
+    the file (``H5VLget_file_type``); it is called once, when the first
+    reference is met. HDF5 does the conversion, asking the plugin's blob
+    callbacks to keep what it does not store inline. Whatever the type
+    refers to must stay alive as long as this object.
+    """
+
+    def __init__(self, make_file_type: Callable[[], int]) -> None:
+        self._make = make_file_type
+        self._stored: h5t.TypeID | None = None
+
+    def _stored_type(self) -> h5t.TypeID:
+        if self._stored is None:
+            stored = h5t.typewrap(self._make())
+            if stored.get_size() != REF_DTYPE.itemsize:
+                raise TypeError(f"HDF5 stores H5R_ref_t in {stored.get_size()} bytes here, "
+                                f"not the {REF_DTYPE.itemsize} h5pyvol expects")
+            self._stored = stored
+        return self._stored
+
+    def to_stored(self, raw: np.ndarray, mem_type: h5t.TypeID) -> np.ndarray:
+        """The stored form of the H5R_ref_t in raw (any shape); raw is left as it is."""
+        flat = np.ascontiguousarray(raw).reshape(-1)
+        out = np.empty(flat.size, REF_DTYPE)
+        one = np.empty(_REF_MEM.itemsize, np.uint8)
+        for i in range(flat.size):
+            # One at a time: when HDF5 fails to store an element after others,
+            # its clean-up frees the stored ones as if they were H5R_ref_t.
+            one[:] = flat[i : i + 1].view(np.uint8)
+            h5t.convert(mem_type, self._stored_type(), 1, one)
+            out[i] = one[: REF_DTYPE.itemsize].view(REF_DTYPE)[0]
+        return out.reshape(raw.shape)
+
+    def to_memory(self, stored: np.ndarray, mem_type: h5t.TypeID) -> np.ndarray:
+        """New H5R_ref_t for the stored references (the caller owns them: H5Rdestroy)."""
+        n = stored.size
+        buf = np.zeros(n * _REF_MEM.itemsize, np.uint8)
+        buf[: n * REF_DTYPE.itemsize] = np.ascontiguousarray(stored, REF_DTYPE).reshape(-1).view(np.uint8)
+        if n:
+            h5t.convert(self._stored_type(), mem_type, n, buf)
+        return buf.view(_REF_MEM).reshape(stored.shape)
+
+
+def _refs_needed(refs: References | None) -> References:
+    if refs is None:
+        raise TypeError("converting H5R_ref_t references needs the file they are stored in")
+    return refs
+
+
+def _lift(raw: np.ndarray, node: _Node, out: np.ndarray, refs: References | None = None) -> None:
     """Copy memory-form data (raw) into out, of node.dtype, turning vlen data into Python objects."""
     if node.kind == "plain":
         out[...] = raw
+    elif node.kind == "ref":
+        out[...] = _refs_needed(refs).to_stored(raw, node.tid)
     elif node.kind == "compound":
         for name, member in node.members:
-            _lift(raw[name], member, out[name])
+            _lift(raw[name], member, out[name], refs)
     elif node.kind == "array":  # numpy already unfolded the dimensions
-        _lift(raw, node.base, out)
+        _lift(raw, node.base, out, refs)
     elif node.kind == "str":
         values = [ctypes.string_at(p) if p else b"" for p in raw.ravel().tolist()]
         if node.utf8:  # surrogateescape: invalid UTF-8 survives a round trip
@@ -339,7 +453,7 @@ def _lift(raw: np.ndarray, node: _Node, out: np.ndarray) -> None:
                 values.append(view.copy())
             else:
                 seq = np.empty(length, base.dtype)
-                _lift(view, base, seq)
+                _lift(view, base, seq, refs)
                 values.append(seq)
         _set_objects(out, values)
 
@@ -359,20 +473,23 @@ def _malloc_string(value, utf8: bool) -> int:
     return p
 
 
-def _lower(values: np.ndarray, node: _Node, raw: np.ndarray) -> None:
+def _lower(values: np.ndarray, node: _Node, raw: np.ndarray, refs: References | None = None) -> None:
     """Write values (of node.dtype) into the zeroed memory form raw, malloc-ing vlen data.
 
     Sequence blocks are zeroed and reach raw as soon as they are allocated,
     strings once all of a level is allocated (or are freed here on error),
-    so on error H5Treclaim on the whole buffer frees exactly what was allocated.
+    references once all of a level is made, so on error `_free` on the whole
+    buffer frees exactly what was allocated.
     """
     if node.kind == "plain":
         raw[...] = values
+    elif node.kind == "ref":
+        raw[...] = _refs_needed(refs).to_memory(values, node.tid)
     elif node.kind == "compound":
         for name, member in node.members:
-            _lower(values[name], member, raw[name])
+            _lower(values[name], member, raw[name], refs)
     elif node.kind == "array":
-        _lower(values, node.base, raw)
+        _lower(values, node.base, raw, refs)
     elif node.kind == "str":
         pointers = []
         try:
@@ -400,11 +517,43 @@ def _lower(values: np.ndarray, node: _Node, raw: np.ndarray) -> None:
             if base.kind == "plain":
                 ctypes.memmove(p, seq.ctypes.data, nbytes)
             else:
-                _lower(seq, base, np.frombuffer(_from_address(p, nbytes), base.raw))
+                _lower(seq, base, np.frombuffer(_from_address(p, nbytes), base.raw), refs)
+
+
+def _free(raw: np.ndarray, node: _Node, destroy_refs: bool) -> None:
+    """Free the malloc'd vlen memory reachable from raw (memory form of node),
+    and with destroy_refs its H5R_ref_t too. H5Treclaim would always destroy
+    references, also those a conversion copied (bytewise) to the user, and
+    fails on null ones."""
+    if node.kind == "plain":
+        return
+    if node.kind == "ref":
+        if destroy_refs:
+            flat = np.ascontiguousarray(raw).reshape(-1)
+            for i in np.flatnonzero(flat.view(np.uint8).reshape(flat.size, -1).any(axis=1)):
+                _hdf5.H5Rdestroy(flat[i : i + 1].ctypes.data)
+        return
+    if node.kind == "compound":
+        for name, member in node.members:
+            _free(raw[name], member, destroy_refs)
+    elif node.kind == "array":
+        _free(raw, node.base, destroy_refs)
+    elif node.kind == "str":
+        for p in raw.ravel().tolist():
+            if p:
+                _libc.free(p)
+    else:
+        base = node.base
+        for length, p in zip(raw["len"].ravel().tolist(), raw["p"].ravel().tolist(), strict=True):
+            if p:
+                if length and base.kind != "plain":
+                    _free(np.frombuffer(_from_address(p, length * base.size), base.raw), base, destroy_refs)
+                _libc.free(p)
 
 
 def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
-             dxpl: h5py.h5p.PropID | None = None, stored: np.ndarray | None = None) -> np.ndarray:
+             dxpl: h5py.h5p.PropID | None = None, stored: np.ndarray | None = None,
+             refs: References | None = None) -> np.ndarray:
     """n elements of the user's buffer ``buf`` in memory type mem_type, as a new array of dtype_of(file_type).
 
     ``buf`` is any buffer-protocol object (read-only is fine) of exactly
@@ -415,9 +564,10 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
     dataset of file_type.  ``stored`` (n elements of dtype_of(file_type)) are
     the values the elements hold now: compound members that mem_type lacks
     keep them (see `keeps_stored_members`); without it they become zeros.
+    ``refs`` converts H5R_ref_t references to their stored form.
     """
     node = _plan(file_type)
-    _check_supported(mem_type)
+    with_refs = has_refs(file_type)
     msize, fsize = mem_type.get_size(), file_type.get_size()
     src = _bytes_of(buf, n * msize)
     if n == 0:
@@ -426,8 +576,10 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
         if node.kind == "plain":
             return np.frombuffer(src, node.dtype, count=n).copy()
         out = np.empty(n, node.dtype)  # reading the user's pointers directly copies the vlen data
-        _lift(np.frombuffer(src, node.raw, count=n), node, out)
+        _lift(np.frombuffer(src, node.raw, count=n), node, out, refs)
         return out
+    if with_refs and _custom_vlen_alloc(dxpl):
+        raise TypeError("converting types that hold H5R_ref_t with a custom vlen allocator is not supported")
     tmp = np.empty(n * max(msize, fsize), dtype=np.uint8)
     tmp[: src.size] = src
     bkg = np.zeros(n * fsize, dtype=np.uint8) if _needs_bkg(mem_type, file_type) else None
@@ -439,14 +591,17 @@ def to_numpy(mem_type: h5t.TypeID, file_type: h5t.TypeID, buf, n: int,
     # Every vlen block in tmp was freshly allocated by the conversion: copy it out, then free it.
     try:
         out = np.empty(n, node.dtype)
-        _lift(np.frombuffer(tmp, node.raw, count=n), node, out)
+        _lift(np.frombuffer(tmp, node.raw, count=n), node, out, refs)
     finally:
-        _reclaim(file_type, tmp, n, dxpl)
+        if with_refs:  # the references in tmp are the user's (copied bytewise)
+            _free(np.frombuffer(tmp, node.raw, count=n), node, destroy_refs=False)
+        else:
+            _reclaim(file_type, tmp, n, dxpl)
     return out
 
 
 def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out,
-               dxpl: h5py.h5p.PropID | None = None) -> None:
+               dxpl: h5py.h5p.PropID | None = None, refs: References | None = None) -> None:
     """Write the elements of ``arr`` into the user's buffer ``out`` in mem_type, as native HDF5 reads them.
 
     ``arr`` holds n elements of dtype_of(file_type) (any shape, C order; for
@@ -455,10 +610,11 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
     serve as HDF5's background buffer, so memory compound members missing
     from the file type keep their values, as in native HDF5.  Vlen memory
     written into ``out`` belongs to the user, who frees it with H5Treclaim
-    (or H5Dvlen_reclaim) and the same transfer property list.
+    (or H5Dvlen_reclaim) and the same transfer property list; H5R_ref_t
+    references (made by ``refs``) too, with H5Rdestroy or H5Treclaim.
     """
     node = _plan(file_type)
-    _check_supported(mem_type)
+    with_refs = has_refs(file_type)
     values = _elements(arr, node.dtype)
     n = len(values)
     msize, fsize = mem_type.get_size(), file_type.get_size()
@@ -474,9 +630,12 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
         tmp[: n * fsize] = values.reshape(-1).view(np.uint8)
     else:
         try:
-            _lower(values, node, np.frombuffer(tmp, node.raw, count=n))
+            _lower(values, node, np.frombuffer(tmp, node.raw, count=n), refs)
         except BaseException:
-            _reclaim(file_type, tmp, n, None)
+            if with_refs:
+                _free(np.frombuffer(tmp, node.raw, count=n), node, destroy_refs=True)
+            else:
+                _reclaim(file_type, tmp, n, None)
             raise
         if mem_type == file_type and not _custom_vlen_alloc(dxpl):
             dst[:] = tmp[: n * msize]  # our malloc'd blocks now belong to the user
@@ -489,5 +648,7 @@ def from_numpy(file_type: h5t.TypeID, mem_type: h5t.TypeID, arr: np.ndarray, out
         h5t.convert(src_type, dst_type, n, tmp, bkg, dxpl)
         dst[:] = tmp[: n * msize]
     finally:
-        if ours is not None:
+        if ours is not None and with_refs:  # the references now are the user's (copied bytewise)
+            _free(np.frombuffer(ours, node.raw, count=n), node, destroy_refs=False)
+        elif ours is not None:
             _reclaim(file_type, ours, n, None)

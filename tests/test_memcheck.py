@@ -1,6 +1,8 @@
-"""The plugin under valgrind: a C program's full run through the in-memory
-connector (the interpreter started and finalized by the plugin) shows no
-definite leak and no invalid memory access in the plugin's own code."""
+"""The plugin under valgrind: C programs' full runs through the in-memory
+connector (the interpreter started and finalized by the plugin) show no
+definite leak and no invalid memory access in the plugin's own code. The
+references program also takes HDF5's reference conversion through the
+plugin's blob callbacks and its file handles' stand-in (csrc/blob.c)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ def records(log: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_no_leak_or_invalid_access_in_plugin(compile_c, tmp_path):
+@pytest.mark.parametrize("program", ["roundtrip", "references"])
+def test_no_leak_or_invalid_access_in_plugin(compile_c, tmp_path, program):
     env = vol_env("memory", PYTHONMALLOC="malloc")  # let valgrind see Python's allocations
     proc = run(
         ["valgrind", "--leak-check=full", "--show-leak-kinds=definite", "--num-callers=40",
-         compile_c("roundtrip")],
+         compile_c(program)],
         env, cwd=tmp_path, timeout=600,
     )
     assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr[-3000:]
