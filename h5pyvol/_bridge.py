@@ -26,7 +26,7 @@ import numpy as np
 from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
-from . import datatypes, registry
+from . import datatypes, registry, virtual
 from ._hdf5 import (
     CONNECTOR_NAME,
     borrow,
@@ -169,9 +169,11 @@ class NodeHandle:
         self.get_type_id = None if meta.committed_type else self.file_type_id
         self.dtype = datatypes.dtype_of(self.file_type)
         self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
+        # A virtual dataset's elements are in its source datasets (virtual.py).
+        self.virtual = _virtual_layout(self, meta)
         # What the plugin's C fast path (csrc/io.c) needs to serve reads and
         # writes of equal types and sliceable selections without this module.
-        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING
+        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING and self.virtual is None
         self.io = (self.node, meta, self.file_type_id, self.dtype, tuple(meta.shape), self.state.writable) \
             if fast else None
 
@@ -182,6 +184,13 @@ class NodeHandle:
     def __repr__(self) -> str:
         kind = {H5I_GROUP: "group", H5I_DATASET: "dataset", H5I_DATATYPE: "datatype"}[self.kind]
         return f"<{kind} {self.path or '(anonymous)'!r}>"
+
+
+def _virtual_layout(h: NodeHandle, meta: api.ArrayMeta) -> virtual.VirtualDataset | None:
+    """The virtual layout of dataset `h`, if its creation properties give it one."""
+    if meta.dcpl and dcpl_layout(meta.dcpl) == h5d.VIRTUAL:
+        return virtual.VirtualDataset(h)
+    return None
 
 
 class AttrHandle:
@@ -749,8 +758,8 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
     dcpl_blob = encode_dcpl(dcpl, type_id) if dcpl > 0 else b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob, h)
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
-    if meta.maxshape is not None and layout != h5d.CHUNKED:
-        raise ValueError("a dataset whose shape can change needs a chunked layout")
+    if meta.maxshape is not None and layout not in (h5d.CHUNKED, h5d.VIRTUAL):
+        raise ValueError("a dataset whose shape can change needs a chunked or virtual layout")
     if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
         raise ValueError(f"chunk shape {meta.chunks} does not match the dataset's rank {len(meta.shape)}")
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_dataset(meta))
@@ -817,6 +826,8 @@ def _dxpl(dxpl: int):
 
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     _fresh(h)
+    if h.virtual is not None:
+        return virtual.read(h, mem_type, mem_space, file_space, dxpl, addr)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -852,6 +863,8 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
 def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     h.state.check_writable()
     _fresh(h)
+    if h.virtual is not None:
+        return virtual.write(h, mem_type, mem_space, file_space, dxpl, addr)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -880,6 +893,8 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
 
 def dataset_get_space(h: NodeHandle) -> int:
     _fresh(h)
+    if h.virtual is not None:  # unlimited mappings follow their sources' extents
+        return _plugin().make_space(h.virtual.shape(), h.meta.maxshape)
     return _new_space(h.meta)
 
 
@@ -895,7 +910,8 @@ def dataset_get_dcpl(h: NodeHandle) -> int:
 
 def dataset_get_dapl(h: NodeHandle) -> int:
     """A copy of the access properties the dataset was opened with."""
-    return detach(h.dapl.copy() if h.dapl is not None else h5p.create(h5p.DATASET_ACCESS))
+    dapl = h.dapl.copy() if h.dapl is not None else h5p.create(h5p.DATASET_ACCESS)
+    return detach(h.virtual.access_plist(dapl) if h.virtual is not None else dapl)
 
 
 def dataset_get_storage_size(h: NodeHandle) -> int:

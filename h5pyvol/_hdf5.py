@@ -63,6 +63,12 @@ def lib() -> ctypes.CDLL:
         "H5Pget_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pset_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5free_memory": (_herr_t, [ctypes.c_void_p]),
+        "H5Sselect_project_intersection": (_hid_t, [_hid_t, _hid_t, _hid_t]),
+        "H5Dread": (_herr_t, [_hid_t, _hid_t, _hid_t, _hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Dwrite": (_herr_t, [_hid_t, _hid_t, _hid_t, _hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Dfill": (_herr_t, [ctypes.c_void_p, _hid_t, ctypes.c_void_p, _hid_t, _hid_t]),
+        "H5Pget_vol_id": (_herr_t, [_hid_t, ctypes.POINTER(_hid_t)]),
+        "H5Pget_vol_info": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_void_p)]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(h, name)
