@@ -594,12 +594,15 @@ PyObject *pv_loc(const H5VL_loc_params_t *loc)
     switch (loc->type) {
         case H5VL_OBJECT_BY_SELF:
             Py_RETURN_NONE;
+        /* the link access properties come last: external links need them */
         case H5VL_OBJECT_BY_NAME:
-            return Py_BuildValue("(sN)", "name", pv_str(loc->loc_data.loc_by_name.name));
+            return Py_BuildValue("(sNL)", "name", pv_str(loc->loc_data.loc_by_name.name),
+                                 (long long)loc->loc_data.loc_by_name.lapl_id);
         case H5VL_OBJECT_BY_IDX:
-            return Py_BuildValue("(sNiiK)", "idx", pv_str(loc->loc_data.loc_by_idx.name),
+            return Py_BuildValue("(sNiiKL)", "idx", pv_str(loc->loc_data.loc_by_idx.name),
                                  (int)loc->loc_data.loc_by_idx.idx_type, (int)loc->loc_data.loc_by_idx.order,
-                                 (unsigned long long)loc->loc_data.loc_by_idx.n);
+                                 (unsigned long long)loc->loc_data.loc_by_idx.n,
+                                 (long long)loc->loc_data.loc_by_idx.lapl_id);
         case H5VL_OBJECT_BY_TOKEN:
             return Py_BuildValue("(sy#)", "token", (const char *)loc->loc_data.loc_by_token.token->__data,
                                  (Py_ssize_t)H5O_MAX_TOKEN_SIZE);

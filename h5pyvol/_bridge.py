@@ -26,7 +26,7 @@ import numpy as np
 from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
-from . import datatypes, registry, virtual
+from . import datatypes, linked_files, registry, virtual
 from ._hdf5 import (
     CONNECTOR_NAME,
     borrow,
@@ -36,10 +36,12 @@ from ._hdf5 import (
     decode_plist,
     decode_type,
     detach,
+    elink_fapl,
     encode_dcpl,
     encode_plist,
     lib,
     tracks_link_order,
+    with_vol_of,
 )
 from .selection import Selection
 
@@ -49,6 +51,7 @@ H5O_TYPE_GROUP, H5O_TYPE_DATASET, H5O_TYPE_NAMED_DATATYPE = 0, 1, 2
 H5L_TYPE_HARD, H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL = 0, 1, 64
 H5F_ACC_RDWR, H5F_ACC_TRUNC, H5F_ACC_EXCL = 0x1, 0x2, 0x4
 H5F_ACC_SWMR_WRITE, H5F_ACC_SWMR_READ = 0x20, 0x40
+H5F_ACC_DEFAULT = 0xFFFF  # H5Pset_elink_acc_flags: the linking file's intent
 H5_INDEX_NAME, H5_INDEX_CRT_ORDER = 0, 1
 H5_ITER_DEC = 1
 H5O_INFO_TIME, H5O_INFO_NUM_ATTRS = 0x2, 0x4
@@ -297,17 +300,18 @@ def _components(path: str) -> list[str]:
 
 
 def _follow(state: FileState, group: api.Group, group_path: str | None, link: api.Link,
-            depth: int) -> tuple[FileState, api.Node]:
-    """The node a link points to, and the open file that holds it."""
+            depth: int, lapl: int = 0) -> tuple[FileState, api.Node]:
+    """The node a link points to, and the open file that holds it (`lapl`:
+    the link access properties, for external links)."""
     if isinstance(link, api.HardLink):
         return state, state.file.open_node(link.token)
     if depth >= MAX_SOFT_LINK_DEPTH:
         raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft or external links followed")
     if isinstance(link, api.SoftLink):
-        return _walk(state, group, group_path, link.path, depth + 1)[:2]
+        return _walk(state, group, group_path, link.path, depth + 1, lapl)[:2]
     if isinstance(link, api.ExternalLink):
-        target = _open_linked_file(state, link.filename)
-        return _walk(target, target.file.root, "/", link.path, depth + 1)[:2]
+        target = _open_linked_file(state, link.filename, lapl)
+        return _walk(target, target.file.root, "/", link.path, depth + 1, lapl)[:2]
     raise NotImplementedError(f"following user-defined links (class {link.link_class})")
 
 
@@ -315,27 +319,43 @@ def _follow(state: FileState, group: api.Group, group_path: str | None, link: ap
 _linked_files: list[FileState] = []
 
 
-def _open_linked_file(state: FileState, filename: str) -> FileState:
-    """The file an external link names, through the same connector. As in
-    HDF5, a relative name is looked for beside the linking file first, then
-    as given; the file opens with the linking file's intent."""
+def _open_linked_file(state: FileState, filename: str, lapl: int = 0) -> FileState:
+    """The file an external link names, through the same connector, looked
+    for where HDF5 looks (linked_files.py). As in HDF5, the link access
+    properties may set its intent (else the linking file's), its file access
+    properties (else the linking file's) and a prefix to look in."""
     _close_linked_files()
-    names = [filename]
-    if not filename.startswith("/") and posixpath.dirname(state.name):
-        names.insert(0, posixpath.join(posixpath.dirname(state.name), filename))
+    flags, fapl, prefix = _elink_access(state, lapl)
     conn = state.connector
+    names = linked_files.candidate_names(filename, state.name, prefix, linked_files.ELINK_PREFIX_ENV)
     for name in names:
         if (id(conn), name) in _open_files:
             return _open_files[(id(conn), name)]
-    for name in names:
         if conn.exists(name):
-            file = conn.open(name, writable=state.writable)
-            flags = H5F_ACC_RDWR if state.writable else 0
-            linked = FileState(conn, file, name, flags, state.fapl.id, 0)
+            file = conn.open(name, writable=bool(flags & H5F_ACC_RDWR))
+            linked = FileState(conn, file, name, flags, fapl.id, 0)
             _linked_files.append(linked)
             return linked
     raise FileNotFoundError(f"the file {filename!r} that an external link names does not exist "
                             f"(looked for {', '.join(map(repr, names))})")
+
+
+def _elink_access(state: FileState, lapl: int) -> tuple[int, h5p.PropFAID, str | None]:
+    """(intent, file access properties, prefix) for a file an external link
+    from `state` opens, by the link access properties `lapl` (0: defaults)."""
+    flags = (H5F_ACC_RDWR if state.writable else 0) | state.swmr
+    fapl, prefix = state.fapl, None
+    if lapl > 0:
+        plist = borrow(lapl, h5p.PropLAID)
+        wanted = plist.get_elink_acc_flags()
+        if wanted != H5F_ACC_DEFAULT:
+            flags = wanted & (H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE | H5F_ACC_SWMR_READ)
+        given = elink_fapl(lapl)
+        if given is not None:
+            fapl = with_vol_of(given, state.fapl)  # still this connector
+        raw = plist.get_elink_prefix()
+        prefix = raw.decode("utf-8", "surrogateescape") if raw else None
+    return flags, fapl, prefix
 
 
 def _close_linked_files() -> None:
@@ -347,7 +367,7 @@ def _close_linked_files() -> None:
 
 
 def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
-          depth: int = 0) -> tuple[FileState, api.Node, str | None]:
+          depth: int = 0, lapl: int = 0) -> tuple[FileState, api.Node, str | None]:
     """The node at `path` from `start`, the file that holds it (external links
     lead to others), and its absolute path there (None if unknown)."""
     node = state.file.root if path.startswith("/") else start
@@ -359,18 +379,18 @@ def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
             link = node.get_link(part)
         except KeyError:
             raise KeyError(f"no object named {part!r} in group {here or '?'!r}") from None
-        state, node = _follow(state, node, here, link, depth)
+        state, node = _follow(state, node, here, link, depth, lapl)
         here = _join("/", link.path) if isinstance(link, api.ExternalLink) else _join(here, part)
     return state, node, here
 
 
-def _parent(state: FileState, start: api.Node, start_path: str | None, path: str):
+def _parent(state: FileState, start: api.Node, start_path: str | None, path: str, lapl: int = 0):
     """(file, group holding the last component of `path`, its path, that component)."""
     parts = _components(path)
     if not parts:
         raise ValueError(f"{path!r} names no link")
     prefix = ("/" if path.startswith("/") else "") + "/".join(parts[:-1])
-    state, group, gpath = _walk(state, start, start_path, prefix or ".")
+    state, group, gpath = _walk(state, start, start_path, prefix or ".", lapl=lapl)
     if not isinstance(group, api.Group):
         raise KeyError(f"{gpath or prefix!r} is not a group")
     return state, group, gpath, parts[-1]
@@ -397,22 +417,22 @@ def _nth(names: list[str], idx_type: int, order: int, n: int) -> str:
 def _locate(h, loc):
     """Resolve HDF5 location parameters to (state, node, path).
 
-    loc is None (the object itself), ("name", path), ("idx", group path,
-    index type, order, n) or ("token", 16 bytes).
+    loc is None (the object itself), ("name", path, lapl), ("idx", group
+    path, index type, order, n, lapl) or ("token", 16 bytes).
     """
     state, node, path = _base(h)
     if loc is None:
         return state, node, path
     kind = loc[0]
     if kind == "name":
-        return _walk(state, node, path, loc[1])
+        return _walk(state, node, path, loc[1], lapl=loc[-1])
     if kind == "idx":
-        state, group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1], lapl=loc[-1])
         if not isinstance(group, api.Group):
             raise TypeError(f"{gpath!r} is not a group")
         names = [name for name, _ in group.links()]
         name = _nth(names, loc[2], loc[3], loc[4])
-        state, target = _follow(state, group, gpath, group.get_link(name), 0)
+        state, target = _follow(state, group, gpath, group.get_link(name), 0, loc[-1])
         return state, target, _join(gpath, name)
     if kind == "token":
         return state, state.file.open_node(untoken16(loc[1])), None
@@ -425,9 +445,9 @@ def _link_target(h, loc):
     if loc is None:
         raise ValueError("this link operation needs a link name")
     if loc[0] == "name":
-        return _parent(state, node, path, loc[1])
+        return _parent(state, node, path, loc[1], loc[-1])
     if loc[0] == "idx":
-        state, group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1], lapl=loc[-1])
         if not isinstance(group, api.Group):
             raise TypeError(f"{gpath!r} is not a group")
         return state, group, gpath, _nth([n for n, _ in group.links()], loc[2], loc[3], loc[4])
@@ -706,17 +726,18 @@ def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
     return NodeHandle(state, node, path, _via(h))
 
 
-def _open_node(h, loc, name: str, kind: type, what: str) -> NodeHandle:
-    """Open the node at `name` from the location, checking it is a `kind`."""
+def _open_node(h, loc, name: str, kind: type, what: str, apl: int = 0) -> NodeHandle:
+    """Open the node at `name` from the location, checking it is a `kind`
+    (`apl`: access properties, which include the link access properties)."""
     state, base, base_path = _locate(h, loc)
-    state, node, path = _walk(state, base, base_path, name)
+    state, node, path = _walk(state, base, base_path, name, lapl=apl)
     if not isinstance(node, kind):
         raise TypeError(f"{path or name!r} is not {what}")
     return NodeHandle(state, node, path, _via(h))
 
 
 def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
-    return _open_node(h, loc, name, api.Group, "a group")
+    return _open_node(h, loc, name, api.Group, "a group", gapl)
 
 
 group_close = _close
@@ -769,7 +790,7 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
 
 
 def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:
-    handle = _open_node(h, loc, name, api.Dataset, "a dataset")
+    handle = _open_node(h, loc, name, api.Dataset, "a dataset", dapl)
     handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
     return handle
 
@@ -943,7 +964,7 @@ def _attr_owner(h, loc):
     """(state, owner node) for attribute operations (idx locations name the owner)."""
     if loc is not None and loc[0] == "idx":
         state, node, path = _base(h)
-        state, owner, _ = _walk(state, node, path, loc[1])
+        state, owner, _ = _walk(state, node, path, loc[1], lapl=loc[-1])
         return state, owner
     state, owner, _ = _locate(h, loc)
     return state, owner
@@ -1078,7 +1099,7 @@ def datatype_commit(h, loc, name, type_id: int, lcpl: int, tcpl: int, tapl: int)
 
 
 def datatype_open(h, loc, name: str, tapl: int) -> NodeHandle:
-    return _open_node(h, loc, name, api.Datatype, "a committed datatype")
+    return _open_node(h, loc, name, api.Datatype, "a committed datatype", tapl)
 
 
 datatype_close = _close

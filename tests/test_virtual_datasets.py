@@ -9,53 +9,12 @@ give equal results, and the second must really be served by h5pyvol.
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import h5py
 import numpy as np
 import pytest
-
-import h5pyvol
-
-_dirs = itertools.count()
-
-
-class Native:
-    """Opens native files under a real directory."""
-
-    def __init__(self, tmp_path) -> None:
-        self.dir = str(tmp_path)
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.dir, name)
-
-    def open(self, name: str, mode: str, **kwargs) -> h5py.File:
-        os.makedirs(os.path.dirname(self.path(name)), exist_ok=True)
-        return h5py.File(self.path(name), mode, **kwargs)
-
-
-class Memory(Native):
-    """Opens memory-connector files under a directory that exists only as a name."""
-
-    def __init__(self, tmp_path) -> None:
-        self.dir = f"/vds-test-{next(_dirs)}"
-        h5pyvol.File(f"{self.dir}/register.h5", "w").close()  # registers h5py's h5pyvol driver
-
-    def open(self, name: str, mode: str, **kwargs) -> h5py.File:
-        f = h5py.File(self.path(name), mode, driver="h5pyvol", h5pyvol_spec="memory", **kwargs)
-        assert h5pyvol.connector_name(f.id) == "h5pyvol"
-        return f
-
-
-def both(scenario, tmp_path):
-    """The scenario's results natively and through the connector (asserted equal)."""
-    native = scenario(Native(tmp_path))
-    memory = scenario(Memory(tmp_path))
-    assert set(native) == set(memory)
-    for key in native:
-        np.testing.assert_equal(memory[key], native[key], err_msg=key)
-    return native
+from twin import both
 
 
 def _sources(fs, count: int = 3, rows: int = 4) -> None:
