@@ -31,6 +31,9 @@ from ._hdf5 import borrow, decode_plist, lib
 from .linked_files import VDS_PREFIX_ENV, candidate_names, expand_origin
 
 UNLIMITED = h5s.UNLIMITED
+MAX_NESTING = 16  # virtual datasets whose sources are virtual, and so on (a cycle never ends)
+_nesting = 0
+_too_deep: str | None = None  # the nesting error, while it travels back up through HDF5
 H5F_ACC_RDWR, H5F_ACC_SWMR_READ = 0x1, 0x40
 
 
@@ -155,6 +158,27 @@ def _with_extent(space: h5s.SpaceID, like: h5s.SpaceID) -> h5s.SpaceID:
     return out
 
 
+def _nested(io):
+    """Run one I/O call on the sources, refusing endless nesting (a source
+    that maps, directly or not, onto its own virtual dataset)."""
+
+    def guarded(*args):
+        global _nesting, _too_deep
+        if _nesting >= MAX_NESTING:
+            _too_deep = f"virtual dataset sources nest more than {MAX_NESTING} deep (do they form a cycle?)"
+            raise RecursionError(_too_deep)
+        _nesting += 1
+        try:
+            return io(*args)
+        finally:
+            _nesting -= 1
+            if not _nesting:
+                _too_deep = None
+
+    guarded.__doc__ = io.__doc__
+    return guarded
+
+
 # ------------------------------------------------- the dataset
 
 
@@ -163,8 +187,18 @@ class VirtualDataset:
 
     def __init__(self, h) -> None:
         self.h = h
-        self.mappings = mappings(h.meta.dcpl)
-        self.unlimited = any(m.virtual_unlim >= 0 for m in self.mappings)
+        self._mappings: list[Mapping] | None = None
+
+    @property
+    def mappings(self) -> list[Mapping]:
+        # parsed on first use: a mapping it cannot serve fails I/O, not H5Dopen
+        if self._mappings is None:
+            self._mappings = mappings(self.h.meta.dcpl)
+        return self._mappings
+
+    @property
+    def unlimited(self) -> bool:
+        return any(m.virtual_unlim >= 0 for m in self.mappings)
 
     # -- access properties
 
@@ -227,6 +261,7 @@ class VirtualDataset:
         slices = _slices_within(*_dim(mapping.source, mapping.source_unlim), available)
         return _extent_for(*_dim(mapping.virtual, mapping.virtual_unlim), slices, self._first_missing())
 
+    @_nested
     def shape(self, opened: dict[int, h5d.DatasetID | None] | None = None) -> tuple[int, ...]:
         """The current extent: the stored one, with unlimited dimensions set
         by the mappings' sources as HDF5 sets them."""
@@ -302,6 +337,8 @@ def _project(src: h5s.SpaceID, dst: h5s.SpaceID, within: h5s.SpaceID) -> h5s.Spa
 
 def _check(result: int, what: str) -> int:
     if result < 0:
+        if _too_deep:  # HDF5 keeps the nested error's text on its stack only
+            raise RecursionError(_too_deep)
         raise RuntimeError(f"HDF5 call {what} failed")
     return result
 
@@ -325,6 +362,7 @@ def _pieces(sources: list[Source], fspace: h5s.SpaceID, mspace: h5s.SpaceID):
             yield src.dset, _project(fspace, mspace, src.virtual), in_source, count
 
 
+@_nested
 def read(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     """H5Dread of virtual dataset `h` into the buffer at `addr`."""
     vds = h.virtual
@@ -338,6 +376,7 @@ def read(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int
         _check(lib().H5Dread(dset.id, mem_type, mem_sel.id, src_sel.id, dxpl, addr), "H5Dread")
 
 
+@_nested
 def write(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     """H5Dwrite to virtual dataset `h`: each element goes to its source."""
     h.state.check_writable()

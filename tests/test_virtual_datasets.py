@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from twin import both
 
+import h5pyvol
+
 
 def _sources(fs, count: int = 3, rows: int = 4) -> None:
     for k in range(count):
@@ -165,3 +167,15 @@ def test_a_virtual_dataset_without_mappings_is_all_fill(tmp_path):
             return {"v": f["v"][()], "sources": len(f["v"].virtual_sources())}
 
     assert both(scenario, tmp_path)["v"].tolist() == [[5] * 4] * 3
+
+
+@pytest.mark.parametrize("maxshape", [None, (None,)])
+def test_a_virtual_dataset_that_maps_onto_itself_is_an_error(maxshape):
+    """Native HDF 1.14.6 crashes (stack overflow) here; h5pyvol reports the cycle."""
+    with h5pyvol.File(f"/twin-cycle-{maxshape}.h5", "w") as f:
+        layout = h5py.VirtualLayout((4,), "i4", maxshape=maxshape)
+        source = h5py.VirtualSource(".", "v", shape=(4,), maxshape=maxshape)
+        layout[: h5py.h5s.UNLIMITED if maxshape else 4] = source[: h5py.h5s.UNLIMITED if maxshape else 4]
+        f.create_virtual_dataset("v", layout, fillvalue=3)
+        with pytest.raises((OSError, RuntimeError), match="nest more than 16 deep"):
+            f["v"][()]
