@@ -169,13 +169,11 @@ def test_a_virtual_dataset_without_mappings_is_all_fill(tmp_path):
     assert both(scenario, tmp_path)["v"].tolist() == [[5] * 4] * 3
 
 
-@pytest.mark.parametrize("maxshape", [None, (None,)])
-def test_a_virtual_dataset_that_maps_onto_itself_is_an_error(maxshape):
+def test_a_virtual_dataset_that_maps_onto_itself_is_an_error():
     """Native HDF 1.14.6 crashes (stack overflow) here; h5pyvol reports the cycle."""
-    with h5pyvol.File(f"/twin-cycle-{maxshape}.h5", "w") as f:
-        layout = h5py.VirtualLayout((4,), "i4", maxshape=maxshape)
-        source = h5py.VirtualSource(".", "v", shape=(4,), maxshape=maxshape)
-        layout[: h5py.h5s.UNLIMITED if maxshape else 4] = source[: h5py.h5s.UNLIMITED if maxshape else 4]
+    with h5pyvol.File("/twin-cycle.h5", "w") as f:
+        layout = h5py.VirtualLayout((4,), "i4")
+        layout[:] = h5py.VirtualSource(".", "v", shape=(4,))
         f.create_virtual_dataset("v", layout, fillvalue=3)
-        with pytest.raises((OSError, RuntimeError), match="nest more than 16 deep"):
+        with pytest.raises(OSError, match="nest more than 16 deep"):
             f["v"][()]
