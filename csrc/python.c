@@ -605,21 +605,25 @@ PyObject *pv_loc(const H5VL_loc_params_t *loc)
     switch (loc->type) {
         case H5VL_OBJECT_BY_SELF:
             Py_RETURN_NONE;
+        /* the link access properties come last: external links need them */
         case H5VL_OBJECT_BY_NAME: {
             const char *name = loc->loc_data.loc_by_name.name;
-            PyObject   *str, *t;
+            PyObject   *str, *lapl, *t = NULL;
             if (name && name[0] == '.' && name[1] == '\0')
                 Py_RETURN_NONE; /* "." is the object itself (H5Aexists_by_name and friends) */
-            if (!(str = pv_str(name)))
-                return NULL;
-            t = PyTuple_Pack(2, kind[NAME], str);
-            Py_DECREF(str);
+            str  = pv_str(name);
+            lapl = PyLong_FromLongLong((long long)loc->loc_data.loc_by_name.lapl_id);
+            if (str && lapl)
+                t = PyTuple_Pack(3, kind[NAME], str, lapl);
+            Py_XDECREF(str);
+            Py_XDECREF(lapl);
             return t;
         }
         case H5VL_OBJECT_BY_IDX:
-            return Py_BuildValue("(ONiiK)", kind[IDX], pv_str(loc->loc_data.loc_by_idx.name),
+            return Py_BuildValue("(ONiiKL)", kind[IDX], pv_str(loc->loc_data.loc_by_idx.name),
                                  (int)loc->loc_data.loc_by_idx.idx_type, (int)loc->loc_data.loc_by_idx.order,
-                                 (unsigned long long)loc->loc_data.loc_by_idx.n);
+                                 (unsigned long long)loc->loc_data.loc_by_idx.n,
+                                 (long long)loc->loc_data.loc_by_idx.lapl_id);
         case H5VL_OBJECT_BY_TOKEN:
             return Py_BuildValue("(Oy#)", kind[TOKEN], (const char *)loc->loc_data.loc_by_token.token->__data,
                                  (Py_ssize_t)H5O_MAX_TOKEN_SIZE);

@@ -26,7 +26,7 @@ import numpy as np
 from h5py import h5d, h5o, h5p, h5s, h5t
 
 from . import connector as api
-from . import datatypes, registry
+from . import datatypes, linked_files, registry, virtual
 from ._hdf5 import (
     CONNECTOR_NAME,
     borrow,
@@ -36,11 +36,13 @@ from ._hdf5 import (
     decode_plist,
     decode_type,
     detach,
+    elink_fapl,
     encode_dcpl,
     encode_plist,
     filters_as_created,
     lib,
     tracks_link_order,
+    with_vol_of,
 )
 from .selection import Selection
 
@@ -57,6 +59,7 @@ H5O_TYPE_GROUP, H5O_TYPE_DATASET, H5O_TYPE_NAMED_DATATYPE = 0, 1, 2
 H5L_TYPE_HARD, H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL = 0, 1, 64
 H5F_ACC_RDWR, H5F_ACC_TRUNC, H5F_ACC_EXCL = 0x1, 0x2, 0x4
 H5F_ACC_SWMR_WRITE, H5F_ACC_SWMR_READ = 0x20, 0x40
+H5F_ACC_DEFAULT = 0xFFFF  # H5Pset_elink_acc_flags: the linking file's intent
 H5_INDEX_NAME, H5_INDEX_CRT_ORDER = 0, 1
 H5_ITER_DEC = 1
 H5O_INFO_TIME, H5O_INFO_NUM_ATTRS = 0x2, 0x4
@@ -204,9 +207,11 @@ class NodeHandle(_HandleBase):
         self.get_type_id = None if meta.committed_type else self.file_type_id
         self.dtype = datatypes.dtype_of(self.file_type)
         self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
+        # A virtual dataset's elements are in its source datasets (virtual.py).
+        self.virtual = _virtual_layout(self, meta)
         # What the plugin's C fast path (csrc/io.c) needs to serve reads and
         # writes of equal types and sliceable selections without this module.
-        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING
+        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING and self.virtual is None
         self.io = (self.node, meta, self.file_type_id, self.dtype, tuple(meta.shape), self.state.writable) \
             if fast else None
 
@@ -220,6 +225,13 @@ class NodeHandle(_HandleBase):
     def __repr__(self) -> str:
         kind = {H5I_GROUP: "group", H5I_DATASET: "dataset", H5I_DATATYPE: "datatype"}[self.kind]
         return f"<{kind} {self.path or '(anonymous)'!r}>"
+
+
+def _virtual_layout(h: NodeHandle, meta: api.ArrayMeta) -> virtual.VirtualDataset | None:
+    """The virtual layout of dataset `h`, if its creation properties give it one."""
+    if meta.dcpl and dcpl_layout(meta.dcpl) == h5d.VIRTUAL:
+        return virtual.VirtualDataset(h)
+    return None
 
 
 class AttrHandle:
@@ -323,17 +335,18 @@ def _components(path: str) -> list[str]:
 
 
 def _follow(state: FileState, group: api.Group, group_path: str | None, link: api.Link,
-            depth: int) -> tuple[FileState, api.Node]:
-    """The node a link points to, and the open file that holds it."""
+            depth: int, lapl: int = 0) -> tuple[FileState, api.Node]:
+    """The node a link points to, and the open file that holds it (`lapl`:
+    the link access properties, for external links)."""
     if isinstance(link, api.HardLink):
         return state, state.file.open_node(link.token)
     if depth >= MAX_SOFT_LINK_DEPTH:
         raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft or external links followed")
     if isinstance(link, api.SoftLink):
-        return _walk(state, group, group_path, link.path, depth + 1)[:2]
+        return _walk(state, group, group_path, link.path, depth + 1, lapl)[:2]
     if isinstance(link, api.ExternalLink):
-        target = _open_linked_file(state, link.filename)
-        return _walk(target, target.file.root, "/", link.path, depth + 1)[:2]
+        target = _open_linked_file(state, link.filename, lapl)
+        return _walk(target, target.file.root, "/", link.path, depth + 1, lapl)[:2]
     raise NotImplementedError(f"following user-defined links (class {link.link_class})")
 
 
@@ -341,27 +354,43 @@ def _follow(state: FileState, group: api.Group, group_path: str | None, link: ap
 _linked_files: list[FileState] = []
 
 
-def _open_linked_file(state: FileState, filename: str) -> FileState:
-    """The file an external link names, through the same connector. As in
-    HDF5, a relative name is looked for beside the linking file first, then
-    as given; the file opens with the linking file's intent."""
+def _open_linked_file(state: FileState, filename: str, lapl: int = 0) -> FileState:
+    """The file an external link names, through the same connector, looked
+    for where HDF5 looks (linked_files.py). As in HDF5, the link access
+    properties may set its intent (else the linking file's), its file access
+    properties (else the linking file's) and a prefix to look in."""
     _close_linked_files()
-    names = [filename]
-    if not filename.startswith("/") and posixpath.dirname(state.name):
-        names.insert(0, posixpath.join(posixpath.dirname(state.name), filename))
+    flags, fapl, prefix = _elink_access(state, lapl)
     conn = state.connector
+    names = linked_files.candidate_names(filename, state.name, prefix, linked_files.ELINK_PREFIX_ENV)
     for name in names:
         if (id(conn), name) in _open_files:
             return _open_files[(id(conn), name)]
-    for name in names:
         if conn.exists(name):
-            file = conn.open(name, writable=state.writable)
-            flags = H5F_ACC_RDWR if state.writable else 0
-            linked = FileState(conn, file, name, flags, state.fapl.id, 0)
+            file = conn.open(name, writable=bool(flags & H5F_ACC_RDWR))
+            linked = FileState(conn, file, name, flags, fapl.id, 0)
             _linked_files.append(linked)
             return linked
     raise FileNotFoundError(f"the file {filename!r} that an external link names does not exist "
                             f"(looked for {', '.join(map(repr, names))})")
+
+
+def _elink_access(state: FileState, lapl: int) -> tuple[int, h5p.PropFAID, str | None]:
+    """(intent, file access properties, prefix) for a file an external link
+    from `state` opens, by the link access properties `lapl` (0: defaults)."""
+    flags = (H5F_ACC_RDWR if state.writable else 0) | state.swmr
+    fapl, prefix = state.fapl, None
+    if lapl > 0:
+        plist = borrow(lapl, h5p.PropLAID)
+        wanted = plist.get_elink_acc_flags()
+        if wanted != H5F_ACC_DEFAULT:
+            flags = wanted & (H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE | H5F_ACC_SWMR_READ)
+        given = elink_fapl(lapl)
+        if given is not None:
+            fapl = with_vol_of(given, state.fapl)  # still this connector
+        raw = plist.get_elink_prefix()
+        prefix = raw.decode("utf-8", "surrogateescape") if raw else None
+    return flags, fapl, prefix
 
 
 def _close_linked_files() -> None:
@@ -373,7 +402,7 @@ def _close_linked_files() -> None:
 
 
 def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
-          depth: int = 0) -> tuple[FileState, api.Node, str | None]:
+          depth: int = 0, lapl: int = 0) -> tuple[FileState, api.Node, str | None]:
     """The node at `path` from `start`, the file that holds it (external links
     lead to others), and its absolute path there (None if unknown)."""
     if path == ".":  # the start itself: by far the most common (H5Aexists_by_name...)
@@ -387,12 +416,12 @@ def _walk(state: FileState, start: api.Node, start_path: str | None, path: str,
             link = node.get_link(part)
         except KeyError:
             raise KeyError(f"no object named {part!r} in group {here or '?'!r}") from None
-        state, node = _follow(state, node, here, link, depth)
+        state, node = _follow(state, node, here, link, depth, lapl)
         here = _join("/", link.path) if isinstance(link, api.ExternalLink) else _join(here, part)
     return state, node, here
 
 
-def _parent(state: FileState, start: api.Node, start_path: str | None, path: str):
+def _parent(state: FileState, start: api.Node, start_path: str | None, path: str, lapl: int = 0):
     """(file, group holding the last component of `path`, its path, that component)."""
     if path and "/" not in path and path != ".":  # a member of `start`: the common case
         if not _is_group(start):
@@ -402,7 +431,7 @@ def _parent(state: FileState, start: api.Node, start_path: str | None, path: str
     if not parts:
         raise ValueError(f"{path!r} names no link")
     prefix = ("/" if path.startswith("/") else "") + "/".join(parts[:-1])
-    state, group, gpath = _walk(state, start, start_path, prefix or ".")
+    state, group, gpath = _walk(state, start, start_path, prefix or ".", lapl=lapl)
     if not _is_group(group):
         raise KeyError(f"{gpath or prefix!r} is not a group")
     return state, group, gpath, parts[-1]
@@ -429,22 +458,22 @@ def _nth(names: list[str], idx_type: int, order: int, n: int) -> str:
 def _locate(h, loc):
     """Resolve HDF5 location parameters to (state, node, path).
 
-    loc is None (the object itself), ("name", path), ("idx", group path,
-    index type, order, n) or ("token", 16 bytes).
+    loc is None (the object itself), ("name", path, lapl), ("idx", group
+    path, index type, order, n, lapl) or ("token", 16 bytes).
     """
     state, node, path = h.base()
     if loc is None:
         return state, node, path
     kind = loc[0]
     if kind == "name":
-        return (state, node, path) if loc[1] == "." else _walk(state, node, path, loc[1])
+        return (state, node, path) if loc[1] == "." else _walk(state, node, path, loc[1], lapl=loc[-1])
     if kind == "idx":
-        state, group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1], lapl=loc[-1])
         if not _is_group(group):
             raise TypeError(f"{gpath!r} is not a group")
         names = [name for name, _ in group.links()]
         name = _nth(names, loc[2], loc[3], loc[4])
-        state, target = _follow(state, group, gpath, group.get_link(name), 0)
+        state, target = _follow(state, group, gpath, group.get_link(name), 0, loc[-1])
         return state, target, _join(gpath, name)
     if kind == "token":
         return state, state.file.open_node(untoken16(loc[1])), None
@@ -460,9 +489,9 @@ def _link_target(h, loc):
         name = loc[1]
         if name and "/" not in name and name != "." and _is_group(node):
             return state, node, path, name  # a member of the object itself: _parent's common case, inline
-        return _parent(state, node, path, name)
+        return _parent(state, node, path, name, loc[-1])
     if loc[0] == "idx":
-        state, group, gpath = _walk(state, node, path, loc[1])
+        state, group, gpath = _walk(state, node, path, loc[1], lapl=loc[-1])
         if not _is_group(group):
             raise TypeError(f"{gpath!r} is not a group")
         return state, group, gpath, _nth([n for n, _ in group.links()], loc[2], loc[3], loc[4])
@@ -741,17 +770,18 @@ def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
     return NodeHandle(state, node, path, _via(h))
 
 
-def _open_node(h, loc, name: str, kind: type, what: str) -> NodeHandle:
-    """Open the node at `name` from the location, checking it is a `kind`."""
+def _open_node(h, loc, name: str, kind: type, what: str, apl: int = 0) -> NodeHandle:
+    """Open the node at `name` from the location, checking it is a `kind`
+    (`apl`: access properties, which include the link access properties)."""
     state, base, base_path = _locate(h, loc)
-    state, node, path = _walk(state, base, base_path, name)
+    state, node, path = _walk(state, base, base_path, name, lapl=apl)
     if not isinstance(node, kind):
         raise TypeError(f"{path or name!r} is not {what}")
     return NodeHandle(state, node, path, _via(h))
 
 
 def group_open(h, loc, name: str, gapl: int) -> NodeHandle:
-    return _open_node(h, loc, name, api.Group, "a group")
+    return _open_node(h, loc, name, api.Group, "a group", gapl)
 
 
 group_close = _close
@@ -798,8 +828,8 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
         dcpl_blob = b""
     meta = _meta_from_ids(type_id, space_id, dcpl_blob, h)
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
-    if meta.maxshape is not None and layout != h5d.CHUNKED:
-        raise ValueError("a dataset whose shape can change needs a chunked layout")
+    if meta.maxshape is not None and layout not in (h5d.CHUNKED, h5d.VIRTUAL):
+        raise ValueError("a dataset whose shape can change needs a chunked or virtual layout")
     if layout == h5d.CHUNKED and meta.chunks is not None and len(meta.chunks) != len(meta.shape):
         raise ValueError(f"chunk shape {meta.chunks} does not match the dataset's rank {len(meta.shape)}")
     state, node, path = _new_node(h, loc, name, lcpl, lambda f: f.create_dataset(meta))
@@ -809,7 +839,7 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
 
 
 def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:
-    handle = _open_node(h, loc, name, api.Dataset, "a dataset")
+    handle = _open_node(h, loc, name, api.Dataset, "a dataset", dapl)
     handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
     return handle
 
@@ -866,6 +896,8 @@ def _dxpl(dxpl: int):
 
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     _fresh(h)
+    if h.virtual is not None:
+        return virtual.read(h, mem_type, mem_space, file_space, dxpl, addr)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -901,6 +933,8 @@ def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, 
 def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     h.state.check_writable()
     _fresh(h)
+    if h.virtual is not None:
+        return virtual.write(h, mem_type, mem_space, file_space, dxpl, addr)
     fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
     _check_io(h, fsel, msel)
     equal, msize = _plugin().same_type(mem_type, h.file_type_id)
@@ -929,6 +963,8 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
 
 def dataset_get_space(h: NodeHandle) -> int:
     _fresh(h)
+    if h.virtual is not None:  # unlimited mappings follow their sources' extents
+        return _plugin().make_space(h.virtual.shape(), h.meta.maxshape)
     return _new_space(h.meta)
 
 
@@ -944,7 +980,8 @@ def dataset_get_dcpl(h: NodeHandle) -> int:
 
 def dataset_get_dapl(h: NodeHandle) -> int:
     """A copy of the access properties the dataset was opened with."""
-    return detach(h.dapl.copy() if h.dapl is not None else h5p.create(h5p.DATASET_ACCESS))
+    dapl = h.dapl.copy() if h.dapl is not None else h5p.create(h5p.DATASET_ACCESS)
+    return detach(h.virtual.access_plist(dapl) if h.virtual is not None else dapl)
 
 
 def dataset_get_storage_size(h: NodeHandle) -> int:
@@ -976,7 +1013,7 @@ def _attr_owner(h, loc):
     """(state, owner node) for attribute operations (idx locations name the owner)."""
     if loc is not None and loc[0] == "idx":
         state, node, path = _base(h)
-        state, owner, _ = _walk(state, node, path, loc[1])
+        state, owner, _ = _walk(state, node, path, loc[1], lapl=loc[-1])
         return state, owner
     state, owner, _ = _locate(h, loc)
     return state, owner
@@ -1111,7 +1148,7 @@ def datatype_commit(h, loc, name, type_id: int, lcpl: int, tcpl: int, tapl: int)
 
 
 def datatype_open(h, loc, name: str, tapl: int) -> NodeHandle:
-    return _open_node(h, loc, name, api.Datatype, "a committed datatype")
+    return _open_node(h, loc, name, api.Datatype, "a committed datatype", tapl)
 
 
 datatype_close = _close

@@ -64,6 +64,13 @@ def lib() -> ctypes.CDLL:
         "H5Pget_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pset_fill_value": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5free_memory": (_herr_t, [ctypes.c_void_p]),
+        "H5Sselect_project_intersection": (_hid_t, [_hid_t, _hid_t, _hid_t]),
+        "H5Dread": (_herr_t, [_hid_t, _hid_t, _hid_t, _hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Dwrite": (_herr_t, [_hid_t, _hid_t, _hid_t, _hid_t, _hid_t, ctypes.c_void_p]),
+        "H5Dfill": (_herr_t, [ctypes.c_void_p, _hid_t, ctypes.c_void_p, _hid_t, _hid_t]),
+        "H5Pget_elink_fapl": (_hid_t, [_hid_t]),
+        "H5Pget_vol_id": (_herr_t, [_hid_t, ctypes.POINTER(_hid_t)]),
+        "H5Pget_vol_info": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_void_p)]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(h, name)
@@ -105,6 +112,32 @@ def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
             h.H5VLfree_connector_info(conn, info)
     finally:
         h.H5VLclose(conn)
+
+
+def elink_fapl(lapl_id: int) -> h5p.PropFAID | None:
+    """The file access properties that link access properties give files
+    opened through external links (H5Pset_elink_fapl), or None if not set."""
+    fapl = _check(lib().H5Pget_elink_fapl(lapl_id), "H5Pget_elink_fapl")
+    return h5p.PropFAID(fapl) if fapl > 0 else None  # H5P_DEFAULT when unset
+
+
+def with_vol_of(fapl: h5p.PropFAID, source: h5p.PropFAID) -> h5p.PropFAID:
+    """A copy of `fapl` that selects the VOL connector (with its info) of `source`."""
+    h = lib()
+    copy = fapl.copy()
+    vol = _hid_t()
+    _check(h.H5Pget_vol_id(source.id, ctypes.byref(vol)), "H5Pget_vol_id")
+    info = ctypes.c_void_p()
+    try:
+        _check(h.H5Pget_vol_info(source.id, ctypes.byref(info)), "H5Pget_vol_info")
+        try:
+            _check(h.H5Pset_vol(copy.id, vol.value, info), "H5Pset_vol")
+        finally:
+            if info.value:
+                h.H5VLfree_connector_info(vol.value, info)
+    finally:
+        h.H5VLclose(vol.value)
+    return copy
 
 
 def connector_name(obj: h5py.h5i.ObjectID | int) -> str:

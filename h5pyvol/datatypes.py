@@ -351,6 +351,10 @@ def _elements(arr, dt: np.dtype) -> np.ndarray:
     """arr as a C-contiguous array of shape (n, *dt.shape) and dtype dt.base."""
     base, sub = dt.base, dt.shape
     a = arr if isinstance(arr, np.ndarray) else np.asarray(arr, dtype=base)
+    if a.dtype != base and a.dtype.names and base.names and a.dtype.names != base.names:
+        if set(a.dtype.names) != set(base.names):
+            raise TypeError(f"array of dtype {a.dtype} given where {dt} is expected")
+        a = _fields_by_name(a, base)  # HDF5 may have sorted the members by offset since
     if a.dtype != base:
         if a.dtype.names != base.names:
             raise TypeError(f"array of dtype {a.dtype} given where {dt} is expected")
@@ -360,6 +364,18 @@ def _elements(arr, dt: np.dtype) -> np.ndarray:
             raise TypeError(f"array of dtype {a.dtype} given where {dt} is expected") from e
     count = a.size // max(1, int(np.prod(sub)))
     return np.ascontiguousarray(a).reshape((count, *sub))
+
+
+def _fields_by_name(a: np.ndarray, base: np.dtype) -> np.ndarray:
+    """A structured array as `base`, whose fields are `a`'s in another order
+    (numpy casts structured arrays field by position, not by name)."""
+    out = np.empty(a.shape, base)
+    for name in base.names:
+        field, target = a[name], base.fields[name][0]
+        if field.dtype.names and target.names and field.dtype.names != target.names:
+            field = _fields_by_name(field, target)
+        out[name] = field
+    return out
 
 
 def _from_address(p: int, nbytes: int):

@@ -207,3 +207,35 @@ def test_fill_time_of_variable_length_datasets_is_as_native(tmp_path, dtype):
     with h5pyvol.File(fresh("fill-time"), "w") as f:
         got = f.create_dataset("d", (2,), dtype=dtype).id.get_create_plist().get_fill_time()
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "dt",
+    [
+        np.dtype({"names": ["f1", "f2", "f3"], "formats": ["<f4", "<i4", "<f8"], "offsets": [0, 16, 8]}),
+        np.dtype({"names": ["a", "b", "c", "d"], "formats": ["<f8", "<u8", "<u4", "<u2"],
+                  "offsets": [25, 9, 0, 5], "itemsize": 39}),
+    ],
+)
+def test_compound_members_out_of_offset_order(dt, tmp_path):
+    """Members listed out of offset order (HDF5 sorts them by offset on
+    conversion) read back by name, whole or in part, as they do natively."""
+    data = np.zeros(6, dtype=dt)
+    for i, name in enumerate(dt.names):
+        data[name] = np.arange(6) * (i + 1) + i
+    part = np.dtype([(dt.names[-1], dt.fields[dt.names[-1]][0]), (dt.names[0], dt.fields[dt.names[0]][0])])
+    results = []
+    vol_name = fresh("offsets")
+    for opener in (lambda mode: h5py.File(tmp_path / "native.h5", mode), lambda mode: h5pyvol.File(vol_name, mode)):
+        with opener("w") as f:
+            f.create_dataset("data", data=data)
+            f.attrs.create("attr", data=data)
+        with opener("r") as f:  # the types come back from what was stored
+            d = f["data"]
+            fields = [d[name] for name in dt.names]  # each read converts to a one-member type
+            results.append((d[()], d[1:4], d.astype(part)[()], *fields, f.attrs["attr"], h5pyvol.connector_name(f.id)))
+    (native, vol) = results
+    assert native[-1] == "native" and vol[-1] == "h5pyvol"
+    for got, want in zip(vol[:-1], native[:-1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(vol[0], data)
