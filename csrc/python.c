@@ -112,6 +112,37 @@ static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, s
     Py_XDECREF(text);
 }
 
+/* Drop the local variables of the frames an exception (and those it chains
+ * to) passed through. Frames and their exception form reference cycles that
+ * only the cyclic collector frees, at some later allocation: if that frees an
+ * h5py id, its H5Idec_ref clears HDF5's error stack, possibly while h5py is
+ * still reading the messages (which then come out as garbage). */
+static void clear_exception_frames(PyObject *value)
+{
+    static PyObject *clear_frames;
+
+    if (!clear_frames) {
+        PyObject *mod = PyImport_ImportModule("traceback");
+        clear_frames  = mod ? PyObject_GetAttrString(mod, "clear_frames") : NULL;
+        Py_XDECREF(mod);
+    }
+    for (int depth = 0; clear_frames && value && depth < 32; depth++) {
+        PyObject *tb = PyException_GetTraceback(value), *next, *r;
+        if (tb) {
+            r = PyObject_CallOneArg(clear_frames, tb);
+            Py_XDECREF(r);
+            Py_DECREF(tb);
+        }
+        next = PyException_GetCause(value);
+        if (!next)
+            next = PyException_GetContext(value);
+        if (next)
+            Py_DECREF(next); /* still referenced by `value` */
+        value = next;
+    }
+    PyErr_Clear();
+}
+
 void pv_push_python_error(const char *func)
 {
     PyObject *type, *value, *tb;
@@ -124,6 +155,9 @@ void pv_push_python_error(const char *func)
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
     describe(type, value, tb, msg, sizeof msg);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    clear_exception_frames(value);
     /* Release the exception first: freeing its frames can free h5py objects,
      * whose H5Idec_ref would clear HDF5's error stack after our push. */
     Py_XDECREF(type);

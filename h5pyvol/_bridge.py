@@ -1290,7 +1290,10 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
                 if _is_group(child):
                     visit(child, rel + "/", _join(gpath, name), 0)
 
-    visit(group, "", path, 0 if recursive else start)
+    try:
+        visit(group, "", path, 0 if recursive else start)
+    finally:
+        del visit  # it refers to itself: a cycle, holding the file, that only the collector would free
     return NodeHandle(state, group, path, _via(h)), items
 
 
@@ -1354,7 +1357,10 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
                 new.create_attribute(name, meta).write(attr.read())
         return new
 
-    copy = clone(source)
+    try:
+        copy = clone(source)
+    finally:
+        del clone, _with_attrs  # they refer to each other (see link_iterate)
     lstate, group, gpath, leaf = _parent(dstate, dbase, dbase_path, dst_name)
     if lstate is not dstate:
         raise ValueError("an object copy cannot be linked into another file through an external link")
@@ -1460,8 +1466,11 @@ def object_visit(h, loc, idx_type: int, order: int, fields: int) -> tuple:
             if _is_group(child):
                 visit(child, prefix + name + "/")
 
-    if _is_group(start):
-        visit(start, "")
+    try:
+        if _is_group(start):
+            visit(start, "")
+    finally:
+        del visit  # it refers to itself (see link_iterate)
     handle = NodeHandle(state, start, path, _via(h))
     return handle, handle.kind, items
 
