@@ -1293,7 +1293,7 @@ def link_iterate(h, loc, recursive: bool, idx_type: int, order: int, start: int)
     try:
         visit(group, "", path, 0 if recursive else start)
     finally:
-        del visit  # it refers to itself: a cycle, holding the file, that only the collector would free
+        visit = None  # it refers to itself: a cycle, holding the file, that only the collector would free
     return NodeHandle(state, group, path, _via(h)), items
 
 
@@ -1470,7 +1470,7 @@ def object_visit(h, loc, idx_type: int, order: int, fields: int) -> tuple:
         if _is_group(start):
             visit(start, "")
     finally:
-        del visit  # it refers to itself (see link_iterate)
+        visit = None  # it refers to itself (see link_iterate)
     handle = NodeHandle(state, start, path, _via(h))
     return handle, handle.kind, items
 
