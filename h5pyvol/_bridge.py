@@ -1492,6 +1492,9 @@ def object_refresh(h) -> None:
 # HDF5 converts H5R_ref_t (H5T_STD_REF) to its stored form and back itself,
 # with H5T_STD_REF located in a file of ours (csrc/blob.c); what it does not
 # store inline it hands to the blob callbacks below, with that file's handle.
+# HDF5 1.10-style region references (csrc/compat.c) keep their dataset's token
+# and selection as a blob too, through blob_put/blob_get with the handle of any
+# object of the file.
 
 
 def _ref_file(h) -> FileHandle:
@@ -1518,7 +1521,7 @@ def _blob_key(blob_id: bytes) -> bytes:
     return untoken16(blob_id)
 
 
-def blob_put(h: FileHandle, data: bytes) -> bytes:
+def blob_put(h, data: bytes) -> bytes:
     h.state.check_writable()
     key = h.state.file.put_blob(data)
     if not isinstance(key, bytes) or not 0 < len(key) < 16:
@@ -1526,7 +1529,7 @@ def blob_put(h: FileHandle, data: bytes) -> bytes:
     return token16(key)
 
 
-def blob_get(h: FileHandle, blob_id: bytes) -> bytes:
+def blob_get(h, blob_id: bytes) -> bytes:
     key = _blob_key(blob_id)
     try:
         return bytes(h.state.file.get_blob(key))
