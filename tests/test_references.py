@@ -173,8 +173,13 @@ def _copy_facts(f, g) -> dict:
         target = file[ref]
         # HDF5 names a copied referenced object ~obj_pointed_by_<address>: compare the prefix
         name = target.name.split("_by_")[0]
-        value = target[ref].tolist() if isinstance(ref, h5py.RegionReference) else target[()].tolist() \
-            if isinstance(target, h5py.Dataset) else sorted(target)
+        value = (
+            target[ref].tolist()
+            if isinstance(ref, h5py.RegionReference)
+            else target[()].tolist()
+            if isinstance(target, h5py.Dataset)
+            else sorted(target)
+        )
         return name, value
 
     facts = {}
@@ -284,8 +289,7 @@ def test_dimension_list_holds_new_style_references(tmp_path):
 def _lines(proc) -> list[str]:
     # Native HDF5 answers H5Requal 0 for two reads of one stored region
     # reference (their decoded extents differ); that is not the connector's.
-    return [line for line in proc.stdout.splitlines()
-            if not line.startswith(("connector:", "attribute ref 2 equal"))]
+    return [line for line in proc.stdout.splitlines() if not line.startswith(("connector:", "attribute ref 2 equal"))]
 
 
 def test_c_program_references_as_native(compile_c, tmp_path):
