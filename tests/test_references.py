@@ -304,6 +304,19 @@ def test_c_program_references_as_native(compile_c, tmp_path):
     assert "region values: 4 9 16" in vol.stdout and "PASS" in vol.stdout
 
 
+def test_c_program_old_style_references_as_native(compile_c, tmp_path):
+    """H5Rcreate/H5Rdereference2/H5Rget_region from C, served by the plugin's compat layer."""
+    prog = compile_c("old_references")
+    env = vol_env("memory")
+    del env["HDF5_VOL_CONNECTOR"]
+    native = run([prog, "n.h5"], env, cwd=tmp_path)
+    assert native.returncode == 0 and "connector: native" in native.stdout, native.stdout + native.stderr
+    vol = run([prog, "v.h5"], vol_env("memory"), cwd=tmp_path)
+    assert vol.returncode == 0 and "connector: h5pyvol" in vol.stdout, vol.stdout + vol.stderr
+    assert vol.stdout.splitlines()[1:] == native.stdout.splitlines()[1:]
+    assert "region 0 values: 11 12 13 21 22 23" in vol.stdout and "PASS" in vol.stdout
+
+
 # ---------------------------------------------------------------- H5R_ref_t in-process, blobs
 
 
