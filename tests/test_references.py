@@ -157,6 +157,14 @@ def test_bad_region_references_are_clear_errors(tmp_path):
             f["d"].regionref[1:2]
 
 
+def test_region_references_need_short_blob_keys(tmp_path):
+    with h5pyvol.File(str(tmp_path / "k.h5"), "w", connector="failing_connector:LongBlobKeyConnector") as f:
+        d = f.create_dataset("d", data=np.arange(4))
+        with pytest.raises(RuntimeError, match=r"blob keys \(13 bytes\) are too long .*\(at most 11 bytes"):
+            d.regionref[1:]
+        assert f[d.ref].name == "/d"  # object references do not need blobs
+
+
 def _copy_facts(f, g) -> dict:
     """What object copies (H5Ocopy, with and without expand_refs, in one file
     and to another) make of the 1.10-style references they copy."""
