@@ -18,6 +18,7 @@
 #include "pv.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int blob_id_is_null(const void *blob_id)
@@ -81,6 +82,41 @@ static herr_t pv_blob_get(void *obj, const void *blob_id, void *buf, size_t size
                           PyBytes_GET_SIZE(r), size);
         else {
             memcpy(buf, PyBytes_AS_STRING(r), size);
+            ret = 0;
+        }
+        Py_DECREF(r);
+    }
+    pv_leave(gil);
+    return ret;
+}
+
+/* A blob's bytes, whatever their size (HDF5's get callback is told the size
+ * beforehand; 1.10-style region references, compat.c, are not): a malloc'd
+ * copy in *buf, which the caller frees, and its size in *size. */
+herr_t pv_blob_fetch(void *obj, const void *blob_id, void **buf, size_t *size)
+{
+    PyGILState_STATE gil;
+    PyObject        *r;
+    herr_t           ret = -1;
+
+    *buf  = NULL;
+    *size = 0;
+    if (!blob_id || blob_id_is_null(blob_id)) {
+        pv_push_error(__func__, "h5pyvol: a null blob id has no data (a null or corrupt reference)");
+        return -1;
+    }
+    if (pv_enter(&gil, __func__) < 0)
+        return -1;
+    r = pv_call(PV_FN_blob_get, __func__, 2, pv_ref(obj), blob_id_bytes(blob_id));
+    if (r) {
+        if (!PyBytes_Check(r))
+            pv_push_error(__func__, "h5pyvol: the connector's get_blob returned %s, not bytes",
+                          Py_TYPE(r)->tp_name);
+        else if (!(*buf = malloc((size_t)PyBytes_GET_SIZE(r) + 1)))
+            pv_push_error(__func__, "h5pyvol: out of memory for a blob of %zd bytes", PyBytes_GET_SIZE(r));
+        else {
+            *size = (size_t)PyBytes_GET_SIZE(r);
+            memcpy(*buf, PyBytes_AS_STRING(r), *size);
             ret = 0;
         }
         Py_DECREF(r);

@@ -4,7 +4,7 @@
  * h5py (3.x) still calls H5Lget_info1, H5Literate1, H5Ovisit1, H5Oget_info1
  * and their _by_name/_by_idx forms; HDF5 refuses them for every connector but
  * the native one, so group iteration, visit() and get() would fail. (It also
- * calls the 1.10 reference functions, which are refused here, cleanly.) When the
+ * calls the 1.10 reference functions, served here too.) When the
  * plugin loads, it points the already-loaded programs' and libraries' own
  * import slots (GOT entries) for these functions at the versions here. They
  * answer objects of this connector through the current (v2/v3) calls and hand
@@ -236,22 +236,37 @@ static herr_t compat_H5Ovisit_by_name1(hid_t loc_id, const char *obj_name, H5_in
  * and dimension scales). HDF5 answers them only for native files, and its
  * refusal names H5E_VOL as a *minor* code: clearing that entry later drops a
  * reference to the H5E_VOL message until it is freed, and every error stack
- * naming it then fails to print. So for our objects they are served here:
- * an object reference (hobj_ref_t, 8 bytes) holds the first 8 bytes of the
+ * naming it then fails to print. So for our objects they are served here.
+ *
+ * An object reference (hobj_ref_t, 8 bytes) holds the first 8 bytes of the
  * object's token, which the bridge makes as a length byte and the
- * connector's token, so tokens of up to 7 bytes fit. Region references need
- * storage in the file (a global heap) and are refused cleanly. */
+ * connector's token, so tokens of up to 7 bytes fit.
+ *
+ * A region reference (hdset_reg_ref_t, 12 bytes) names a blob of the file
+ * (the store HDF5 1.12-style references use, blob.c), which holds "PVR1",
+ * the dataset's 16-byte token and the selection as H5Sencode2 makes it. The
+ * reference is the length of the blob's key (1 to 11 bytes), the key, then
+ * as much of a checksum of the blob as fits in the bytes left (zeros past
+ * its 4 bytes): a reference taken to another file, whose blob keys may be
+ * the same, is then refused instead of read as some other region. A zeroed
+ * reference has key length 0: the null reference. */
+#define REGION_MAGIC "PVR1"
+#define REGION_HEAD (sizeof REGION_MAGIC - 1 + sizeof(H5O_token_t))
+#define REGION_KEY_MAX (sizeof(hdset_reg_ref_t) - 1)
+
 static int reference_error(const char *func, const char *msg)
 {
     pv_push_error(func, "h5pyvol: %s", msg);
     return -1;
 }
 
-static int object_ref_only(H5R_type_t ref_type, const char *func)
+static int known_ref_type(H5R_type_t ref_type, const char *func)
 {
-    if (ref_type == H5R_OBJECT)
+    if (ref_type == H5R_OBJECT || ref_type == H5R_DATASET_REGION)
         return 0;
-    return reference_error(func, "HDF5 1.10-style region references are not supported; object references are");
+    pv_push_error(func, "h5pyvol: %d is not an HDF5 1.10-style reference type (H5R_OBJECT or H5R_DATASET_REGION)",
+                  (int)ref_type);
+    return -1;
 }
 
 static int ref_to_token(const void *ref, H5O_token_t *token, const char *func)
@@ -263,6 +278,102 @@ static int ref_to_token(const void *ref, H5O_token_t *token, const char *func)
     return 0;
 }
 
+/* 32-bit FNV-1a: a check that a blob is the one a reference was made for. */
+static uint32_t region_checksum(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static void region_check_bytes(const unsigned char *blob, size_t size, unsigned char *out, size_t n)
+{
+    uint32_t h = region_checksum(blob, size);
+    for (size_t i = 0; i < n; i++)
+        out[i] = i < 4 ? (unsigned char)(h >> (8 * i)) : 0;
+}
+
+/* The VOL object of loc (a bridge handle: the blob store is its file's).
+ * An HDF5 call clears the error stack: none may follow a failed blob call. */
+static void *region_file(hid_t loc, const char *func)
+{
+    void *obj = H5VLobject(loc);
+    if (!obj)
+        pv_push_error(func, "h5pyvol: no connector object for this location");
+    return obj;
+}
+
+static herr_t region_create(unsigned char *ref, hid_t loc, const char *name, hid_t space, const char *func)
+{
+    H5O_info2_t    info;
+    unsigned char  blob_id[H5VL_MAX_BLOB_ID_SIZE] = {0};
+    unsigned char *blob = NULL;
+    size_t         enc  = 0, key;
+    void          *file;
+    herr_t         ret = -1;
+
+    if (H5Iget_type(space) != H5I_DATASPACE)
+        return reference_error(func, "a region reference needs a dataspace with the selection");
+    if (H5Oget_info_by_name3(loc, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        H5Sencode2(space, NULL, &enc, H5P_DEFAULT) < 0)
+        return -1;
+    if (!(blob = malloc(REGION_HEAD + enc)))
+        return reference_error(func, "out of memory for a region reference");
+    memcpy(blob, REGION_MAGIC, sizeof REGION_MAGIC - 1);
+    memcpy(blob + sizeof REGION_MAGIC - 1, info.token.__data, sizeof info.token.__data);
+    if (H5Sencode2(space, blob + REGION_HEAD, &enc, H5P_DEFAULT) < 0 || !(file = region_file(loc, func)))
+        goto done;
+    if (pv_blob_cls.put(file, blob, REGION_HEAD + enc, blob_id, NULL) < 0)
+        goto done;
+    key = blob_id[0];
+    if (key == 0 || key > REGION_KEY_MAX) {
+        pv_push_error(func,
+                      "h5pyvol: this connector's blob keys (%zu bytes) are too long for an HDF5 1.10-style region "
+                      "reference (at most %zu bytes)",
+                      key, (size_t)REGION_KEY_MAX);
+        goto done;
+    }
+    memcpy(ref, blob_id, 1 + key);
+    region_check_bytes(blob, REGION_HEAD + enc, ref + 1 + key, REGION_KEY_MAX - key);
+    ret = 0;
+done:
+    free(blob);
+    return ret;
+}
+
+/* The blob a region reference names, checked: a malloc'd copy in *blob (the
+ * caller frees it) of *size >= REGION_HEAD bytes. */
+static herr_t region_blob(hid_t loc, const unsigned char *ref, unsigned char **blob, size_t *size, const char *func)
+{
+    unsigned char blob_id[H5VL_MAX_BLOB_ID_SIZE] = {0};
+    unsigned char check[REGION_KEY_MAX];
+    size_t        key = ref[0];
+    void         *file, *buf = NULL;
+
+    *blob = NULL;
+    if (key == 0)
+        return reference_error(func, "a null region reference names no region");
+    if (key > REGION_KEY_MAX)
+        return reference_error(func, "not a valid region reference (not made by h5pyvol?)");
+    memcpy(blob_id, ref, 1 + key);
+    if (!(file = region_file(loc, func)))
+        return -1;
+    if (pv_blob_fetch(file, blob_id, &buf, size) < 0)
+        return reference_error(func, "the region reference's data is not in this file (a reference from another "
+                                     "file, or to data since deleted?)");
+    *blob = buf;
+    region_check_bytes(*blob, *size, check, REGION_KEY_MAX - key);
+    if (*size < REGION_HEAD || memcmp(*blob, REGION_MAGIC, sizeof REGION_MAGIC - 1) != 0 ||
+        memcmp(check, ref + 1 + key, REGION_KEY_MAX - key) != 0) {
+        free(*blob);
+        *blob = NULL;
+        return reference_error(func, "this file holds other data under the region reference's key (a reference "
+                                     "from another file?)");
+    }
+    return 0;
+}
+
 static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_type_t ref_type, hid_t space_id)
 {
     REAL(H5Rcreate);
@@ -271,8 +382,15 @@ static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_ty
     if (!is_ours(loc_id))
         return real_H5Rcreate(ref, loc_id, name, ref_type, space_id);
     H5Eclear2(H5E_DEFAULT);
-    if (!ref || object_ref_only(ref_type, __func__) < 0 ||
-        H5Oget_info_by_name3(loc_id, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+    if (!ref || !name)
+        return reference_error(__func__, "no reference buffer or object name");
+    if (known_ref_type(ref_type, __func__) < 0)
+        return -1;
+    if (ref_type == H5R_DATASET_REGION) {
+        memset(ref, 0, sizeof(hdset_reg_ref_t));
+        return region_create(ref, loc_id, name, space_id, __func__);
+    }
+    if (H5Oget_info_by_name3(loc_id, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         return -1;
     for (size_t i = sizeof(hobj_ref_t); i < sizeof info.token.__data; i++)
         if (info.token.__data[i] != 0 || info.token.__data[0] > sizeof(hobj_ref_t) - 1) {
@@ -289,12 +407,24 @@ static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_ty
 static hid_t compat_H5Rdereference2(hid_t obj_id, hid_t oapl_id, H5R_type_t ref_type, const void *ref)
 {
     REAL(H5Rdereference2);
-    H5O_token_t token;
+    H5O_token_t    token;
+    unsigned char *blob;
+    size_t         size;
 
     if (!is_ours(obj_id))
         return real_H5Rdereference2(obj_id, oapl_id, ref_type, ref);
     H5Eclear2(H5E_DEFAULT);
-    if (!ref || object_ref_only(ref_type, __func__) < 0 || ref_to_token(ref, &token, __func__) < 0)
+    if (!ref)
+        return reference_error(__func__, "no reference given");
+    if (known_ref_type(ref_type, __func__) < 0)
+        return H5I_INVALID_HID;
+    if (ref_type == H5R_DATASET_REGION) {
+        if (region_blob(obj_id, ref, &blob, &size, __func__) < 0)
+            return H5I_INVALID_HID;
+        memcpy(token.__data, blob + sizeof REGION_MAGIC - 1, sizeof token.__data);
+        free(blob);
+    }
+    else if (ref_to_token(ref, &token, __func__) < 0)
         return H5I_INVALID_HID;
     return H5Oopen_by_token(obj_id, token);
 }
@@ -335,11 +465,24 @@ static ssize_t compat_H5Rget_name(hid_t loc_id, H5R_type_t ref_type, const void 
 static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void *ref)
 {
     REAL(H5Rget_region);
+    unsigned char *blob;
+    size_t         size;
+    hid_t          space;
+
     if (!is_ours(dataset))
         return real_H5Rget_region(dataset, ref_type, ref);
     H5Eclear2(H5E_DEFAULT);
-    reference_error(__func__, "HDF5 1.10-style region references are not supported; object references are");
-    return H5I_INVALID_HID;
+    if (ref_type != H5R_DATASET_REGION || !ref) {
+        reference_error(__func__, "H5Rget_region needs a region reference (H5R_DATASET_REGION)");
+        return H5I_INVALID_HID;
+    }
+    if (region_blob(dataset, ref, &blob, &size, __func__) < 0)
+        return H5I_INVALID_HID;
+    space = H5Sdecode(blob + REGION_HEAD);
+    free(blob);
+    if (space < 0)
+        reference_error(__func__, "the region reference's selection does not decode (a corrupt blob?)");
+    return space;
 }
 
 /* ---- pointing other objects' import slots here ---- */

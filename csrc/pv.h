@@ -121,6 +121,8 @@ int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, v
 /* blob.c: the blob callbacks, h5pyvol._plugin.FileBase and .ref_file_type. */
 extern const H5VL_blob_class_t pv_blob_cls;
 int pv_blob_module_init(PyObject *module);
+/* A blob's bytes of any size (malloc'd into *buf); for compat.c's region references. */
+herr_t pv_blob_fetch(void *obj, const void *blob_id, void **buf, size_t *size);
 PyObject *pv_py_ref_file_type(PyObject *self, PyObject *args);
 
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */

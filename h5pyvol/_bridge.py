@@ -1315,7 +1315,22 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
     shallow = flags & h5o.COPY_SHALLOW_HIERARCHY_FLAG
     expand_soft = flags & h5o.COPY_EXPAND_SOFT_LINK_FLAG
     with_attrs = not flags & h5o.COPY_WITHOUT_ATTR_FLAG
+    expand_refs = bool(flags & h5o.COPY_EXPAND_REFERENCE_FLAG)
     copies: dict[bytes, api.Node] = {}
+
+    def copy_target(token: bytes) -> bytes:
+        """The token of the copy of the object a reference names; a new copy is
+        linked into the destination's root group, as HDF5 names it."""
+        try:
+            node = sstate.file.open_node(token)
+        except KeyError:
+            raise KeyError(f"a copied reference names no object of {sstate.name!r} (token {token!r})") from None
+        known = token in copies
+        copy = clone(node)
+        if not known:
+            name = f"~obj_pointed_by_{int.from_bytes(copy.token, 'little')}"
+            _insert_link(dstate.file.root, name, api.HardLink(copy.token))
+        return copy.token
 
     def clone(node: api.Node, depth: int = 0) -> api.Node:
         if node.token in copies:
@@ -1339,10 +1354,13 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
         elif _is_dataset(node):
             # a committed type of the source file means nothing in another file
             new = dstate.file.create_dataset(node.meta if dstate is sstate else node.meta.replace(committed_type=b""))
+            copies[node.token] = new  # before its references, which may name it
             everything = Selection.everything(node.meta.shape)
             if node.meta.size:
                 data = np.empty(everything.result_shape, datatypes.dtype_of(decode_type(node.meta.hdf5_type)))
                 node.read(everything, data)
+                if dstate is not sstate and (size := _old_style_ref_size(node.meta.hdf5_type)):
+                    data = _copied_refs(data, size, sstate, dstate, expand_refs, copy_target)
                 new.write(everything, data)
         else:
             new = dstate.file.commit_datatype(node.hdf5_type)
@@ -1354,13 +1372,16 @@ def object_copy(src_h, loc1, src_name: str, dst_h, loc2, dst_name: str, ocpypl: 
             for name in node.attribute_names():
                 attr = node.open_attribute(name)
                 meta = attr.meta if dstate is sstate else attr.meta.replace(committed_type=b"")
-                new.create_attribute(name, meta).write(attr.read())
+                data = attr.read()
+                if size := _old_style_ref_size(meta.hdf5_type):
+                    data = _copied_refs(data, size, sstate, dstate, expand_refs, copy_target)
+                new.create_attribute(name, meta).write(data)
         return new
 
     try:
         copy = clone(source)
     finally:
-        del clone, _with_attrs  # they refer to each other (see link_iterate)
+        clone = _with_attrs = copy_target = None  # they refer to each other (see link_iterate)
     lstate, group, gpath, leaf = _parent(dstate, dbase, dbase_path, dst_name)
     if lstate is not dstate:
         raise ValueError("an object copy cannot be linked into another file through an external link")
@@ -1492,6 +1513,9 @@ def object_refresh(h) -> None:
 # HDF5 converts H5R_ref_t (H5T_STD_REF) to its stored form and back itself,
 # with H5T_STD_REF located in a file of ours (csrc/blob.c); what it does not
 # store inline it hands to the blob callbacks below, with that file's handle.
+# HDF5 1.10-style region references (csrc/compat.c) keep their dataset's token
+# and selection as a blob too, through blob_put/blob_get with the handle of any
+# object of the file.
 
 
 def _ref_file(h) -> FileHandle:
@@ -1518,7 +1542,7 @@ def _blob_key(blob_id: bytes) -> bytes:
     return untoken16(blob_id)
 
 
-def blob_put(h: FileHandle, data: bytes) -> bytes:
+def blob_put(h, data: bytes) -> bytes:
     h.state.check_writable()
     key = h.state.file.put_blob(data)
     if not isinstance(key, bytes) or not 0 < len(key) < 16:
@@ -1526,7 +1550,7 @@ def blob_put(h: FileHandle, data: bytes) -> bytes:
     return token16(key)
 
 
-def blob_get(h: FileHandle, blob_id: bytes) -> bytes:
+def blob_get(h, blob_id: bytes) -> bytes:
     key = _blob_key(blob_id)
     try:
         return bytes(h.state.file.get_blob(key))
@@ -1537,6 +1561,84 @@ def blob_get(h: FileHandle, blob_id: bytes) -> bytes:
 def blob_delete(h: FileHandle, blob_id: bytes) -> None:
     h.state.check_writable()
     h.state.file.delete_blob(_blob_key(blob_id))
+
+
+# HDF5 1.10-style references in copied objects (H5Ocopy), as HDF5 copies
+# them: an attribute's are made again (or zeroed, without
+# H5O_COPY_EXPAND_REFERENCE_FLAG), a dataset's only when copied to another
+# file. "Made again" means the referenced object is copied too (once per
+# H5Ocopy) and the reference points to its copy. An object reference is the
+# first 8 bytes of a token16 (csrc/compat.c); a region reference the key
+# length, the key and a checksum of a blob: "PVR1", the dataset's token16 and
+# its encoded selection (the same format compat.c makes).
+
+_REGION_MAGIC = b"PVR1"
+_REGION_REF_SIZE = 12
+
+
+def _old_style_ref_size(hdf5_type: bytes) -> int:
+    """8 or 12 for the element types of 1.10-style object or region references, else 0."""
+    tid = decode_type(hdf5_type)
+    if tid.get_class() != h5t.REFERENCE:
+        return 0
+    return 8 if tid == h5t.STD_REF_OBJ else _REGION_REF_SIZE if tid == h5t.STD_REF_DSETREG else 0
+
+
+def _region_check(blob: bytes, size: int) -> bytes:
+    """The checksum bytes a region reference keeps after its key (32-bit FNV-1a, little-endian)."""
+    h = 2166136261
+    for byte in blob:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return (h.to_bytes(4, "little") + bytes(size))[:size]
+
+
+def _region_read(state: FileState, ref: bytes) -> tuple[bytes, bytes]:
+    """(token16 of the dataset, encoded selection) of a region reference of `state`'s file."""
+    n = ref[0]
+    if not 0 < n < _REGION_REF_SIZE:
+        raise ValueError(f"{ref.hex()} is not a region reference of h5pyvol")
+    try:
+        blob = bytes(state.file.get_blob(ref[1 : 1 + n]))
+    except KeyError:
+        raise KeyError(f"the data of region reference {ref.hex()} is not in file {state.name!r}") from None
+    if blob[:4] != _REGION_MAGIC or len(blob) < 20 or _region_check(blob, 11 - n) != ref[1 + n :]:
+        raise ValueError(f"file {state.name!r} holds other data under region reference {ref.hex()}")
+    return blob[4:20], blob[20:]
+
+
+def _region_make(state: FileState, token: bytes, space: bytes) -> bytes:
+    """A new region reference of `state`'s file to the dataset `token` (token16), selection `space`."""
+    blob = _REGION_MAGIC + token + space
+    key = state.file.put_blob(blob)
+    if not isinstance(key, bytes) or not 0 < len(key) < _REGION_REF_SIZE:
+        raise ValueError(f"the connector's blob key {key!r} does not fit an HDF5 1.10-style region reference")
+    return bytes([len(key)]) + key + _region_check(blob, 11 - len(key))
+
+
+def _copied_refs(
+    data: np.ndarray, size: int, sstate: FileState, dstate: FileState, expand: bool, copy_target
+) -> np.ndarray:
+    """`data` (1.10-style references of `size` bytes, of sstate's file) as an
+    object copy into dstate's file keeps them: each non-null one made again
+    for copy_target(token) (the token of the referenced object's copy) when
+    `expand`, else zeroed."""
+    raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1, size)
+    out = np.zeros_like(raw)
+    if expand:
+        for i, ref in enumerate(raw):
+            ref = ref.tobytes()
+            if not any(ref):
+                continue
+            if size == 8:
+                token = copy_target(untoken16(ref + bytes(8)))
+                if len(token) > 7:
+                    raise ValueError(f"token {token!r} is too long for an HDF5 1.10-style object reference")
+                out[i] = np.frombuffer(token16(token)[:8], np.uint8)
+            else:
+                token, space = _region_read(sstate, ref)
+                new = token16(copy_target(untoken16(token)))
+                out[i] = np.frombuffer(_region_make(dstate, new, space), np.uint8)
+    return out.view(data.dtype).reshape(data.shape)
 
 
 # ---------------------------------------------------------------- plugin access

@@ -21,7 +21,7 @@ def records(log: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-@pytest.mark.parametrize("program", ["roundtrip", "references"])
+@pytest.mark.parametrize("program", ["roundtrip", "references", "old_references"])
 def test_no_leak_or_invalid_access_in_plugin(compile_c, tmp_path, program):
     env = vol_env("memory", PYTHONMALLOC="malloc")  # let valgrind see Python's allocations
     proc = run(
