@@ -208,14 +208,7 @@ static PyTypeObject pv_file_base_type = {
 
 int pv_blob_module_init(PyObject *module)
 {
-    if (PyType_Ready(&pv_file_base_type) < 0)
-        return -1;
-    Py_INCREF(&pv_file_base_type);
-    if (PyModule_AddObject(module, "FileBase", (PyObject *)&pv_file_base_type) < 0) {
-        Py_DECREF(&pv_file_base_type);
-        return -1;
-    }
-    return 0;
+    return PyModule_AddType(module, &pv_file_base_type); /* as "FileBase", the last part of its tp_name */
 }
 
 /* ref_file_type(file_handle, fapl_id) -> a new datatype id: H5T_STD_REF as

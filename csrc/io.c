@@ -221,14 +221,7 @@ static PyTypeObject handle_type = {
 
 int pv_add_handle_type(PyObject *module)
 {
-    if (PyType_Ready(&handle_type) < 0)
-        return -1;
-    Py_INCREF(&handle_type);
-    if (PyModule_AddObject(module, "Handle", (PyObject *)&handle_type) < 0) {
-        Py_DECREF(&handle_type);
-        return -1;
-    }
-    return 0;
+    return PyModule_AddType(module, &handle_type); /* as "Handle", the last part of its tp_name */
 }
 
 /* Called without the GIL: the handle is kept alive by HDF5's reference, and
