@@ -59,37 +59,6 @@ static herr_t pv_blob_put(void *obj, const void *buf, size_t size, void *blob_id
     return ret;
 }
 
-static herr_t pv_blob_get(void *obj, const void *blob_id, void *buf, size_t size, void *ctx)
-{
-    PyGILState_STATE gil;
-    PyObject        *r;
-    herr_t           ret = -1;
-
-    (void)ctx;
-    if (!blob_id || blob_id_is_null(blob_id)) {
-        pv_push_error(__func__, "h5pyvol: a null blob id has no data (a null or corrupt reference)");
-        return -1;
-    }
-    if (pv_enter(&gil, __func__) < 0)
-        return -1;
-    r = pv_call(PV_FN_blob_get, __func__, 2, pv_ref(obj), blob_id_bytes(blob_id));
-    if (r) {
-        if (!PyBytes_Check(r))
-            pv_push_error(__func__, "h5pyvol: the connector's get_blob returned %s, not bytes",
-                          Py_TYPE(r)->tp_name);
-        else if ((size_t)PyBytes_GET_SIZE(r) != size)
-            pv_push_error(__func__, "h5pyvol: the blob holds %zd bytes, HDF5 expected %zu (a corrupt reference?)",
-                          PyBytes_GET_SIZE(r), size);
-        else {
-            memcpy(buf, PyBytes_AS_STRING(r), size);
-            ret = 0;
-        }
-        Py_DECREF(r);
-    }
-    pv_leave(gil);
-    return ret;
-}
-
 /* A blob's bytes, whatever their size (HDF5's get callback is told the size
  * beforehand; 1.10-style region references, compat.c, are not): a malloc'd
  * copy in *buf, which the caller frees, and its size in *size. */
@@ -123,6 +92,25 @@ herr_t pv_blob_fetch(void *obj, const void *blob_id, void **buf, size_t *size)
     }
     pv_leave(gil);
     return ret;
+}
+
+static herr_t pv_blob_get(void *obj, const void *blob_id, void *buf, size_t size, void *ctx)
+{
+    void  *got;
+    size_t got_size;
+
+    (void)ctx;
+    if (pv_blob_fetch(obj, blob_id, &got, &got_size) < 0)
+        return -1;
+    if (got_size != size) {
+        pv_push_error(__func__, "h5pyvol: the blob holds %zu bytes, HDF5 expected %zu (a corrupt reference?)",
+                      got_size, size);
+        free(got);
+        return -1;
+    }
+    memcpy(buf, got, size);
+    free(got);
+    return 0;
 }
 
 static herr_t pv_blob_specific(void *obj, void *blob_id, H5VL_blob_specific_args_t *args)
