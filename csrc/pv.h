@@ -123,6 +123,14 @@ extern const H5VL_blob_class_t pv_blob_cls;
 int pv_blob_module_init(PyObject *module);
 PyObject *pv_py_ref_file_type(PyObject *self, PyObject *args);
 
+/* ids.c: ids the Python side holds for itself, not counted as the program's. */
+/* Moves the application's reference to `id` to the library: 1 if done, 0 if
+ * this HDF5 cannot, -1 on error. */
+int   pv_ids_hide(hid_t id);
+/* Around importing h5py and the bridge: the datatype ids made meanwhile are hidden. */
+void *pv_ids_before_import(void);
+void  pv_ids_after_import(void *before);
+
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
 void pv_compat_install(void);
 

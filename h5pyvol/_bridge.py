@@ -20,6 +20,7 @@ import math
 import os
 import posixpath
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,7 @@ CAP_FLAGS = {
     "supports_storage_size": 0x2000000,
     "supports_fill_values": 0x1000000000,
     "supports_filters": 0x800000000,
+    "supports_object_times": 0x200000000,  # TRACK_TIMES
     "supports_references": 0x20000 | 0x40000 | 0x80000 | 0x100000 | 0x200000,  # REF_*, OBJ/REG/ATTR_REF
 }
 
@@ -201,7 +203,7 @@ class NodeHandle(_HandleBase):
     def _load_meta(self) -> None:
         meta = self.node.meta
         self.meta = meta
-        self.file_type = decode_type(meta.hdf5_type)
+        self.file_type = _held_type(meta.hdf5_type)
         self.file_type_id = self.file_type.id
         # What H5Dget_type copies in C; None: ask dataset_get_type (a committed datatype).
         self.get_type_id = None if meta.committed_type else self.file_type_id
@@ -227,6 +229,19 @@ class NodeHandle(_HandleBase):
         return f"<{kind} {self.path or '(anonymous)'!r}>"
 
 
+def _held_type(blob: bytes) -> h5t.TypeID:
+    """The datatype a handle keeps for its elements. Its id is the library's,
+    not the program's, as native HDF5's type of an open dataset is, so
+    H5Fget_obj_count and H5Fget_obj_ids do not count it (csrc/ids.c); it is
+    closed when the last Python reference goes."""
+    tid = decode_type(blob)
+    if _plugin_types is not None and _plugin().hide_id(tid.id):
+        # h5py would not close it now (H5Iis_valid answers for program ids only): locked, closed here.
+        tid.locked = 1
+        weakref.finalize(tid, lib().H5Idec_ref, tid.id).atexit = False
+    return tid
+
+
 def _virtual_layout(h: NodeHandle, meta: api.ArrayMeta) -> virtual.VirtualDataset | None:
     """The virtual layout of dataset `h`, if its creation properties give it one."""
     if meta.dcpl and dcpl_layout(meta.dcpl) == h5d.VIRTUAL:
@@ -247,7 +262,7 @@ class AttrHandle:
         self.attr = attr
         self.name = name
         self.meta = attr.meta
-        self.file_type = decode_type(self.meta.hdf5_type)
+        self.file_type = _held_type(self.meta.hdf5_type)
         self.dtype = datatypes.dtype_of(self.file_type)
         state.users += 1
 
@@ -1028,8 +1043,21 @@ def attr_create(h, loc, name: str, type_id: int, space_id: int, acpl: int, aapl:
     state.check_writable()
     if name in owner.attribute_names():
         raise ValueError(f"an attribute named {name!r} already exists")
-    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id, h=h))
+    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id, _acpl_blob(acpl), h=h))
     return AttrHandle(state, owner, attr, name, _via(h))
+
+
+def _acpl_blob(acpl: int) -> bytes:
+    """Attribute creation properties to keep: b"" for HDF5's defaults."""
+    if acpl <= 0:
+        return b""
+    plist = borrow(acpl, h5p.PropID)
+    return b"" if plist.equal(_default_acpl()) else encode_plist(acpl)
+
+
+@functools.cache
+def _default_acpl() -> h5p.PropID:
+    return h5p.PropID(_plugin().new_plist("attribute create"))
 
 
 def attr_open(h, loc, name, aapl: int) -> AttrHandle:
@@ -1074,6 +1102,9 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
 
 
 def attr_get_acpl(h: AttrHandle) -> int:
+    """A copy of the creation properties the attribute was created with."""
+    if h.meta.dcpl:
+        return detach(decode_plist(h.meta.dcpl, h5p.PropID))
     return _plugin().new_plist("attribute create")
 
 
@@ -1386,12 +1417,25 @@ def object_get_name(h, loc) -> str | None:
     if isinstance(h, AttrHandle) and loc is None:
         return None
     state, node, path = _locate(h, loc)
-    if path is None and loc is None and isinstance(h, NodeHandle):
+    if path is not None and loc is None and isinstance(h, NodeHandle) and not _reaches(state, path, node):
+        # The link it was opened through is gone: HDF5 names it by where it
+        # was moved to, and not at all once no link reaches it.
+        path = h.path = _path_to(state, node.token)
+    elif path is None and loc is None and isinstance(h, NodeHandle):
         # opened by token (a reference): name it by a path that reaches it, as HDF5 does
         path = h.path = _path_to(state, node.token)
     elif path is None and loc is not None and loc[0] == "token":  # H5Rget_obj_name
         path = _path_to(state, node.token)
     return path
+
+
+def _reaches(state: FileState, path: str, node: api.Node) -> bool:
+    """Whether `path` still leads to `node` in its file."""
+    try:
+        there, found, _ = _walk(state, state.file.root, "/", path)
+    except (KeyError, NotImplementedError, OSError, RecursionError, TypeError, ValueError):
+        return False
+    return there is state and found.token == node.token
 
 
 def _path_to(state: FileState, token: bytes) -> str | None:

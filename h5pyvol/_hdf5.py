@@ -57,6 +57,7 @@ def lib() -> ctypes.CDLL:
         "H5VLget_connector_id_by_name": (_hid_t, [ctypes.c_char_p]),
         "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
         "H5VLobject": (ctypes.c_void_p, [_hid_t]),
+        "H5Idec_ref": (ctypes.c_int, [_hid_t]),
         "H5Pget_link_creation_order": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_uint)]),
         "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
@@ -313,6 +314,14 @@ def detach(obj) -> int:
     """The id of an h5py object, with a reference for the caller to keep."""
     h5i.inc_ref(obj)
     return obj.id
+
+
+@functools.lru_cache(maxsize=256)
+def is_dcpl(blob: bytes) -> bool:
+    """Whether serialized creation properties are a dataset's (an attribute's
+    are kept in the same place: `ArrayMeta.dcpl`)."""
+    plist = decode_plist(blob, h5p.PropInstanceID)
+    return bool(plist.get_class().equal(h5p.DATASET_CREATE))
 
 
 @functools.lru_cache(maxsize=256)
