@@ -30,7 +30,7 @@
     X(file_get_fileno) X(file_get_intent) X(file_get_name) X(file_flush) X(file_reopen)           \
     X(file_is_accessible) X(file_delete) X(file_is_equal) X(same_file) X(file_start_swmr_write)   \
     X(group_create) X(group_open) X(group_close) X(group_get_gcpl) X(group_get_info)              \
-    X(group_get_objinfo)                                                                          \
+    X(group_get_objinfo) X(group_mount) X(group_unmount)                                          \
     X(dataset_create) X(dataset_open) X(dataset_close) X(dataset_read) X(dataset_write)           \
     X(dataset_get_space) X(dataset_get_type) X(dataset_get_dcpl) X(dataset_get_dapl)              \
     X(dataset_get_storage_size) X(dataset_get_space_status) X(dataset_set_extent)                 \

@@ -72,7 +72,8 @@ MAX_SOFT_LINK_DEPTH = 16  # HDF5's default H5Pset_nlinks
 
 CAP_FLAGS = {
     "always": 0x80 | 0x100 | 0x200 | 0x400 | 0x20 | 0x40 | 0x800 | 0x1000 | 0x8000 | 0x10000
-    | 0x1000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x40000000,
+    | 0x1000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x40000000
+    | 0x400000000,  # MOUNT: the bridge mounts files of any connector
     "supports_attributes": 0x8 | 0x10,
     "supports_soft_links": 0x80000000,
     "supports_external_links": 0x20000000,
@@ -133,7 +134,9 @@ class FileState:
             self.fcpl = h5p.create(h5p.FILE_CREATE)
         self.fileno = next(_filenos)
         self.file_handles: list[FileHandle] = []
-        self.users = 0  # open node and attribute handles
+        self.users = 0  # open node and attribute handles, and the file it is mounted on
+        self.mounts: dict[bytes, FileState] = {}  # group token -> the file mounted there (H5Fmount)
+        self.mounted_on: FileState | None = None
         _open_files[self.key] = self
 
     @property
@@ -149,6 +152,8 @@ class FileState:
         if self.file_handles or self.users or _open_files.get(self.key) is not self:
             return
         del _open_files[self.key]
+        for child in list(self.mounts.values()):  # as HDF5 does when a parent closes
+            _unmount(self, child)
         try:
             if self.writable:
                 self.file.flush()
@@ -354,7 +359,11 @@ def _follow(state: FileState, group: api.Group, group_path: str | None, link: ap
     """The node a link points to, and the open file that holds it (`lapl`:
     the link access properties, for external links)."""
     if isinstance(link, api.HardLink):
-        return state, state.file.open_node(link.token)
+        node = state.file.open_node(link.token)
+        while state.mounts and node.token in state.mounts:  # a mounted file's root covers the group
+            state = state.mounts[node.token]
+            node = state.file.root
+        return state, node
     if depth >= MAX_SOFT_LINK_DEPTH:
         raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft or external links followed")
     if isinstance(link, api.SoftLink):
@@ -829,6 +838,55 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
             return (state.fileno, b"", 0, kind, len(_link_value(link)), 0)
     state, node, _ = _walk(state, base, path, name)
     return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0, _object_times(node)[1])
+
+
+def _mount_point(h, name: str) -> tuple[FileState, api.Group]:
+    """The group `name` names from `h`, in the file that holds it (not the
+    root of a file mounted on it)."""
+    state, base, path = _base(h)
+    state, group, gpath, leaf = _parent(state, base, path, name)
+    link = _get_link(group, gpath, leaf)
+    if not isinstance(link, api.HardLink):
+        raise TypeError(f"{name!r} is a soft, external or user-defined link, not a group to mount on")
+    node = state.file.open_node(link.token)
+    if not _is_group(node):
+        raise TypeError(f"{name!r} is not a group, so no file can be mounted on it")
+    return state, node
+
+
+def group_mount(h, name: str, child: FileHandle, fmpl: int) -> None:
+    """H5Fmount: until unmounted, paths through group `name` lead into the
+    root group of `child`'s file. As in HDF5, a file is mounted at most once,
+    a group holds at most one file, and no file is mounted below itself."""
+    state, group = _mount_point(h, name)
+    sub = child.state
+    if group.token in state.mounts:
+        raise ValueError(f"a file is already mounted on {name!r}")
+    if sub.mounted_on is not None:
+        raise ValueError(f"file {sub.name!r} is already mounted")
+    above: FileState | None = state
+    while above is not None:
+        if above is sub:
+            raise ValueError(f"file {sub.name!r} cannot be mounted inside itself")
+        above = above.mounted_on
+    state.mounts[group.token] = sub
+    sub.mounted_on = state
+    sub.users += 1  # the mount keeps the child open
+
+
+def group_unmount(h, name: str) -> None:
+    """H5Funmount: `name` is the mount point, as a group of the parent file."""
+    state, group = _mount_point(h, name)
+    if group.token not in state.mounts:
+        raise ValueError(f"{name!r} is not a mount point")
+    _unmount(state, state.mounts[group.token])
+
+
+def _unmount(parent: FileState, child: FileState) -> None:
+    del parent.mounts[next(t for t, s in parent.mounts.items() if s is child)]
+    child.mounted_on = None
+    child.users -= 1
+    child.release()
 
 
 # ---------------------------------------------------------------- datasets
