@@ -204,7 +204,7 @@ class MemoryStore:
         self._ids = itertools.count()
         self.nodes: dict[bytes, MemoryNode] = {}
         # Reclaimed nodes that open handles still hold: HDF5 lets a program
-        # link such an object again (or open it by token) until it is closed.
+        # link such an object again (through its open id) until it is closed.
         self.unlinked_nodes: weakref.WeakValueDictionary[bytes, MemoryNode] = weakref.WeakValueDictionary()
         self.blobs: dict[bytes, bytes] = {}  # what references keep (see File.put_blob)
         self.blob_ids = itertools.count(1)
@@ -276,7 +276,10 @@ class MemoryFile(api.File):
         return self._writable
 
     def open_node(self, token: bytes) -> api.Node:
-        return self._store.find(token)
+        try:
+            return self._store.nodes[token]
+        except KeyError:
+            raise KeyError(f"no object with token {token.hex()}") from None
 
     def put_blob(self, data: bytes) -> bytes:
         key = next(self._store.blob_ids).to_bytes(8, "little")

@@ -319,7 +319,7 @@ static PyObject *plugin_hide_id(PyObject *self, PyObject *arg)
 static PyMethodDef plugin_methods[] = {
     {"hide_id", plugin_hide_id, METH_O,
      "hide_id(id) -> whether the application's reference became the library's "
-     "(the id is then not counted by H5Fget_obj_count; close it with H5Idec_ref)"},
+     "(the id is then not counted by H5Fget_obj_count, and must never be closed)"},
     {"register", plugin_register, METH_VARARGS,
      "register(handle, H5I type) -> a new id for a bridge handle (the caller owns it)"},
     {"new_plist", plugin_new_plist, METH_O,
@@ -450,9 +450,11 @@ static int import_bridge(const char *func)
     }
     Py_DECREF(plugin);
 
-    before = pv_ids_before_import();
+    /* In a C host, the datatype ids h5py makes at import are not the
+     * program's; in a Python host they are the process's, as natively. */
+    before = owns_interpreter ? pv_ids_before_import() : NULL;
     mod    = PyImport_ImportModule("h5pyvol._bridge");
-    pv_ids_after_import(before); /* h5py's own datatype ids are not the program's */
+    pv_ids_after_import(before);
     if (!mod) {
         pv_push_python_error(func);
         pv_push_error(func, "h5pyvol: cannot import the Python package h5pyvol (sys.executable and "

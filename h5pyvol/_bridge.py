@@ -20,7 +20,6 @@ import math
 import os
 import posixpath
 import sys
-import weakref
 from typing import Any
 
 import numpy as np
@@ -235,16 +234,26 @@ class NodeHandle(_HandleBase):
 
 
 def _held_type(blob: bytes) -> h5t.TypeID:
-    """The datatype a handle keeps for its elements. Its id is the library's,
-    not the program's, as native HDF5's type of an open dataset is, so
-    H5Fget_obj_count and H5Fget_obj_ids do not count it (csrc/ids.c); it is
-    closed when the last Python reference goes."""
-    tid = decode_type(blob)
-    if _plugin_types is not None and _plugin().hide_id(tid.id):
-        # h5py would not close it now (H5Iis_valid answers for program ids only): locked, closed here.
-        tid.locked = 1
-        weakref.finalize(tid, lib().H5Idec_ref, tid.id).atexit = False
+    """The datatype a handle keeps for its elements, one per distinct type in
+    the process. Its id is the library's, not the program's, as native HDF5's
+    type of an open dataset is, so H5Fget_obj_count and H5Fget_obj_ids do not
+    count it (csrc/ids.c). Such ids are never closed: closing them while h5py
+    or HDF5 reads an error stack garbled it, so they are kept, as h5py keeps
+    its own conversion types. Types with compound members are not shared
+    (HDF5 reorders their members in place when converting), so they stay
+    the program's, and are counted."""
+    tid = _held_types.get(blob)
+    if tid is None:
+        tid = decode_type(blob)
+        if tid.detect_class(h5t.COMPOUND):
+            return tid
+        if _plugin_types is not None and _plugin().hide_id(tid.id):
+            tid.locked = 1  # h5py must not close it (H5Iis_valid answers for program ids only)
+            _held_types[blob] = tid
     return tid
+
+
+_held_types: dict[bytes, h5t.TypeID] = {}
 
 
 def _virtual_layout(h: NodeHandle, meta: api.ArrayMeta) -> virtual.VirtualDataset | None:
@@ -1488,9 +1497,13 @@ def object_get_name(h, loc) -> str | None:
 
 
 def _reaches(state: FileState, path: str, node: api.Node) -> bool:
-    """Whether `path` still leads to `node` in its file."""
+    """Whether `path` still leads to `node` (from the root of the file that
+    its file is mounted in, if it is)."""
+    top = state
+    while top.mounted_on is not None:
+        top = top.mounted_on
     try:
-        there, found, _ = _walk(state, state.file.root, "/", path)
+        there, found, _ = _walk(top, top.file.root, "/", path)
     except (KeyError, NotImplementedError, OSError, RecursionError, TypeError, ValueError):
         return False
     return there is state and found.token == node.token

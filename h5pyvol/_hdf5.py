@@ -57,7 +57,6 @@ def lib() -> ctypes.CDLL:
         "H5VLget_connector_id_by_name": (_hid_t, [ctypes.c_char_p]),
         "H5VLget_connector_name": (ctypes.c_ssize_t, [_hid_t, ctypes.c_char_p, ctypes.c_size_t]),
         "H5VLobject": (ctypes.c_void_p, [_hid_t]),
-        "H5Idec_ref": (ctypes.c_int, [_hid_t]),
         "H5Pget_link_creation_order": (_herr_t, [_hid_t, ctypes.POINTER(ctypes.c_uint)]),
         "H5Pset_vol": (_herr_t, [_hid_t, _hid_t, ctypes.c_void_p]),
         "H5Pencode2": (_herr_t, [_hid_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), _hid_t]),
