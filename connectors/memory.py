@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import itertools
 import time
+import weakref
 
 import numpy as np
 
@@ -18,9 +19,10 @@ from h5pyvol.selection import Selection
 
 
 class MemoryAttribute(api.Attribute):
-    def __init__(self, meta: api.ArrayMeta):
+    def __init__(self, meta: api.ArrayMeta, node: MemoryNode):
         self._meta = meta
         self._data = meta.fill_array() if not meta.null else None
+        self._node = node
 
     @property
     def meta(self) -> api.ArrayMeta:
@@ -33,6 +35,7 @@ class MemoryAttribute(api.Attribute):
         # An array datatype's dimensions trail the attribute's own (numpy expands them).
         dtype = self._meta.dtype
         self._data = np.array(data, dtype=dtype.base, copy=True).reshape(self._meta.shape + dtype.shape)
+        self._node.touch()
 
 
 class MemoryNode(api.Node):
@@ -41,11 +44,33 @@ class MemoryNode(api.Node):
         self._token = token
         self._attrs: dict[str, MemoryAttribute] = {}
         self.links_in = 0
-        self._created = int(time.time())
+        self._created = self._modified = int(time.time())
 
     @property
     def created(self) -> int:
         return self._created
+
+    @property
+    def times(self) -> tuple[int, int, int, int]:
+        # Access times are not kept (HDF5 does not update them either).
+        return (self._created, self._modified, self._modified, self._created)
+
+    def touch(self) -> None:
+        """Note a change of the node's data or attributes."""
+        self._modified = int(time.time())
+
+    def forget(self) -> None:
+        """The node is reclaimed: the committed datatypes it uses lose a reference."""
+        for token in self.types_used():
+            self._store.release_type(token)
+
+    def remember(self) -> None:
+        """The node is linked again after `forget`."""
+        for token in self.types_used():
+            self._store.hold_type(token)
+
+    def types_used(self) -> list[bytes]:
+        return [a.meta.committed_type for a in self._attrs.values() if a.meta.committed_type]
 
     @property
     def token(self) -> bytes:
@@ -65,14 +90,18 @@ class MemoryNode(api.Node):
         return name in self._attrs
 
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
-        attr = self._attrs[name] = MemoryAttribute(meta)
+        attr = self._attrs[name] = MemoryAttribute(meta, self)
+        self._store.hold_type(meta.committed_type)
+        self.touch()
         return attr
 
     def open_attribute(self, name: str) -> api.Attribute:
         return self._attrs[name]
 
     def delete_attribute(self, name: str) -> None:
-        del self._attrs[name]
+        attr = self._attrs.pop(name)
+        self.touch()
+        self._store.release_type(attr.meta.committed_type)
 
     def rename_attribute(self, old: str, new: str) -> None:
         # Keep the attribute's place in creation order, as HDF5 does.
@@ -100,13 +129,15 @@ class MemoryGroup(api.KeepsLinkOrders, MemoryNode, api.Group):
         return name in self._links
 
     def set_link(self, name: str, link: api.Link) -> None:
-        self._links[name] = link
         if isinstance(link, api.HardLink):
-            self._store.nodes[link.token].links_in += 1
+            self._store.relinked(link.token).links_in += 1
+        self._links[name] = link
+        self.touch()
 
     def delete_link(self, name: str) -> None:
         link = self._links.pop(name)
         self.link_orders.forget(name, emptied=not self._links)
+        self.touch()
         if isinstance(link, api.HardLink):
             self._store.unlinked(link.token)
 
@@ -116,6 +147,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
         super().__init__(store, token)
         self._meta = meta
         self._data: np.ndarray | None = None  # allocated on first write
+        for used in self.types_used():
+            store.hold_type(used)
 
     @property
     def meta(self) -> api.ArrayMeta:
@@ -131,6 +164,7 @@ class MemoryDataset(MemoryNode, api.Dataset):
         if self._data is None:
             self._data = self._meta.fill_array()
         self._data[selection.index] = data
+        self.touch()
 
     def resize(self, shape: tuple[int, ...]) -> None:
         meta = self._meta.replace(shape=tuple(shape))
@@ -140,6 +174,11 @@ class MemoryDataset(MemoryNode, api.Dataset):
             grown[common] = self._data[common]
             self._data = grown
         self._meta = meta
+        self.touch()
+
+    def types_used(self) -> list[bytes]:
+        own = [self._meta.committed_type] if self._meta.committed_type else []
+        return super().types_used() + own
 
     def storage_size(self) -> int:
         return 0 if self._data is None else self._data.nbytes
@@ -164,6 +203,9 @@ class MemoryStore:
     def __init__(self, fcpl: bytes = b"") -> None:
         self._ids = itertools.count()
         self.nodes: dict[bytes, MemoryNode] = {}
+        # Reclaimed nodes that open handles still hold: HDF5 lets a program
+        # link such an object again (through its open id) until it is closed.
+        self.unlinked_nodes: weakref.WeakValueDictionary[bytes, MemoryNode] = weakref.WeakValueDictionary()
         self.blobs: dict[bytes, bytes] = {}  # what references keep (see File.put_blob)
         self.blob_ids = itertools.count(1)
         self.root = self.add(MemoryGroup, fcpl)
@@ -175,6 +217,36 @@ class MemoryStore:
         node = self.nodes[token] = cls(self, token, *args)
         return node
 
+    def find(self, token: bytes) -> MemoryNode:
+        """A node by token, also one reclaimed that an open handle still holds."""
+        node = self.nodes.get(token) or self.unlinked_nodes.get(token)
+        if node is None:
+            raise KeyError(f"no object with token {token.hex()}")
+        return node
+
+    def relinked(self, token: bytes) -> MemoryNode:
+        """The node a new hard link points to, back in the file if it was reclaimed."""
+        node = self.find(token)
+        if token not in self.nodes:
+            self.nodes[token] = node
+            del self.unlinked_nodes[token]
+            node.remember()
+        return node
+
+    def hold_type(self, token: bytes) -> None:
+        """A dataset or attribute now uses committed datatype `token`: as in
+        HDF5, that counts as a reference to it (its H5Oget_info rc)."""
+        try:
+            node = self.find(token) if token else None
+        except KeyError:
+            return  # deleted and closed: the array's type reads back as transient
+        if isinstance(node, MemoryDatatype):
+            self.relinked(token).links_in += 1
+
+    def release_type(self, token: bytes) -> None:
+        if token and isinstance(self.nodes.get(token), MemoryDatatype):
+            self.unlinked(token)
+
     def unlinked(self, token: bytes) -> None:
         node = self.nodes.get(token)
         if node is None:  # reclaimed already, e.g. through a cycle of hard links
@@ -182,6 +254,8 @@ class MemoryStore:
         node.links_in -= 1
         if node.links_in <= 0:
             del self.nodes[token]  # open handles keep their node object alive
+            self.unlinked_nodes[token] = node
+            node.forget()
             if isinstance(node, MemoryGroup):  # as HDF5 does, its members lose a link each
                 for _, link in node.links():
                     if isinstance(link, api.HardLink):
@@ -233,6 +307,7 @@ class MemoryConnector(api.Connector):
 
     name = "memory"
     supports_delete = True
+    supports_object_times = True
 
     def __init__(self, **options: str) -> None:
         super().__init__(**options)

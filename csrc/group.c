@@ -103,8 +103,18 @@ static herr_t pv_group_specific(void *obj, H5VL_group_specific_args_t *args, hid
         case H5VL_GROUP_REFRESH:
             ret = pv_call_void(PV_FN_object_refresh, __func__, 1, pv_ref(obj));
             break;
+        case H5VL_GROUP_MOUNT: {
+            /* HDF5 checked that the child is a file of this connector: our handle. */
+            H5VL_group_spec_mount_args_t *a = &args->args.mount;
+            ret = pv_call_void(PV_FN_group_mount, __func__, 4, pv_ref(obj), pv_str(a->name),
+                               pv_ref((PyObject *)a->child_file), pv_hid(a->fmpl_id));
+            break;
+        }
+        case H5VL_GROUP_UNMOUNT:
+            ret = pv_call_void(PV_FN_group_unmount, __func__, 2, pv_ref(obj), pv_str(args->args.unmount.name));
+            break;
         default:
-            pv_push_error(__func__, "h5pyvol: mounting files is not supported");
+            pv_push_error(__func__, "h5pyvol: unknown group operation %d", (int)args->op_type);
     }
     pv_leave(gil);
     return ret;

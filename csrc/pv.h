@@ -30,7 +30,7 @@
     X(file_get_fileno) X(file_get_intent) X(file_get_name) X(file_flush) X(file_reopen)           \
     X(file_is_accessible) X(file_delete) X(file_is_equal) X(same_file) X(file_start_swmr_write)   \
     X(group_create) X(group_open) X(group_close) X(group_get_gcpl) X(group_get_info)              \
-    X(group_get_objinfo)                                                                          \
+    X(group_get_objinfo) X(group_mount) X(group_unmount)                                          \
     X(dataset_create) X(dataset_open) X(dataset_close) X(dataset_read) X(dataset_write)           \
     X(dataset_get_space) X(dataset_get_type) X(dataset_get_dcpl) X(dataset_get_dapl)              \
     X(dataset_get_storage_size) X(dataset_get_space_status) X(dataset_set_extent)                 \
@@ -124,6 +124,14 @@ int pv_blob_module_init(PyObject *module);
 /* A blob's bytes of any size (malloc'd into *buf); for compat.c's region references. */
 herr_t pv_blob_fetch(void *obj, const void *blob_id, void **buf, size_t *size);
 PyObject *pv_py_ref_file_type(PyObject *self, PyObject *args);
+
+/* ids.c: ids the Python side holds for itself, not counted as the program's. */
+/* Moves the application's reference to `id` to the library: 1 if done, 0 if
+ * this HDF5 cannot, -1 on error. */
+int   pv_ids_hide(hid_t id);
+/* Around importing h5py and the bridge: the datatype ids made meanwhile are hidden. */
+void *pv_ids_before_import(void);
+void  pv_ids_after_import(void *before);
 
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
 void pv_compat_install(void);

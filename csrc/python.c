@@ -300,7 +300,26 @@ static PyObject *plugin_register(PyObject *self, PyObject *args)
     return PyLong_FromLongLong((long long)id);
 }
 
+/* Makes a datatype id the bridge keeps for itself the library's (ids.c). */
+static PyObject *plugin_hide_id(PyObject *self, PyObject *arg)
+{
+    long long id;
+    int       hidden;
+
+    (void)self;
+    if ((id = PyLong_AsLongLong(arg)) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((hidden = pv_ids_hide((hid_t)id)) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not take over the id's reference");
+        return NULL;
+    }
+    return PyBool_FromLong(hidden);
+}
+
 static PyMethodDef plugin_methods[] = {
+    {"hide_id", plugin_hide_id, METH_O,
+     "hide_id(id) -> whether the application's reference became the library's "
+     "(the id is then not counted by H5Fget_obj_count, and must never be closed)"},
     {"register", plugin_register, METH_VARARGS,
      "register(handle, H5I type) -> a new id for a bridge handle (the caller owns it)"},
     {"new_plist", plugin_new_plist, METH_O,
@@ -418,6 +437,7 @@ fail:
 static int import_bridge(const char *func)
 {
     PyObject *mod, *plugin, *modules;
+    void     *before;
     int       ok = 1;
 
     plugin  = PyModule_Create(&plugin_module);
@@ -430,7 +450,11 @@ static int import_bridge(const char *func)
     }
     Py_DECREF(plugin);
 
-    mod = PyImport_ImportModule("h5pyvol._bridge");
+    /* In a C host, the datatype ids h5py makes at import are not the
+     * program's; in a Python host they are the process's, as natively. */
+    before = owns_interpreter ? pv_ids_before_import() : NULL;
+    mod    = PyImport_ImportModule("h5pyvol._bridge");
+    pv_ids_after_import(before);
     if (!mod) {
         pv_push_python_error(func);
         pv_push_error(func, "h5pyvol: cannot import the Python package h5pyvol (sys.executable and "

@@ -71,7 +71,8 @@ MAX_SOFT_LINK_DEPTH = 16  # HDF5's default H5Pset_nlinks
 
 CAP_FLAGS = {
     "always": 0x80 | 0x100 | 0x200 | 0x400 | 0x20 | 0x40 | 0x800 | 0x1000 | 0x8000 | 0x10000
-    | 0x1000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x40000000,
+    | 0x1000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x40000000
+    | 0x400000000,  # MOUNT: the bridge mounts files of any connector
     "supports_attributes": 0x8 | 0x10,
     "supports_soft_links": 0x80000000,
     "supports_external_links": 0x20000000,
@@ -81,6 +82,7 @@ CAP_FLAGS = {
     "supports_storage_size": 0x2000000,
     "supports_fill_values": 0x1000000000,
     "supports_filters": 0x800000000,
+    "supports_object_times": 0x200000000,  # TRACK_TIMES
     "supports_references": 0x20000 | 0x40000 | 0x80000 | 0x100000 | 0x200000,  # REF_*, OBJ/REG/ATTR_REF
 }
 
@@ -131,7 +133,9 @@ class FileState:
             self.fcpl = h5p.create(h5p.FILE_CREATE)
         self.fileno = next(_filenos)
         self.file_handles: list[FileHandle] = []
-        self.users = 0  # open node and attribute handles
+        self.users = 0  # open node and attribute handles, and the file it is mounted on
+        self.mounts: dict[bytes, FileState] = {}  # group token -> the file mounted there (H5Fmount)
+        self.mounted_on: FileState | None = None
         _open_files[self.key] = self
 
     @property
@@ -147,6 +151,8 @@ class FileState:
         if self.file_handles or self.users or _open_files.get(self.key) is not self:
             return
         del _open_files[self.key]
+        for child in list(self.mounts.values()):  # as HDF5 does when a parent closes
+            _unmount(self, child)
         try:
             if self.writable:
                 self.file.flush()
@@ -201,7 +207,7 @@ class NodeHandle(_HandleBase):
     def _load_meta(self) -> None:
         meta = self.node.meta
         self.meta = meta
-        self.file_type = decode_type(meta.hdf5_type)
+        self.file_type = _held_type(meta.hdf5_type)
         self.file_type_id = self.file_type.id
         # What H5Dget_type copies in C; None: ask dataset_get_type (a committed datatype).
         self.get_type_id = None if meta.committed_type else self.file_type_id
@@ -227,6 +233,29 @@ class NodeHandle(_HandleBase):
         return f"<{kind} {self.path or '(anonymous)'!r}>"
 
 
+def _held_type(blob: bytes) -> h5t.TypeID:
+    """The datatype a handle keeps for its elements, one per distinct type in
+    the process. Its id is the library's, not the program's, as native HDF5's
+    type of an open dataset is, so H5Fget_obj_count and H5Fget_obj_ids do not
+    count it (csrc/ids.c). Such ids are never closed: closing them while h5py
+    or HDF5 reads an error stack garbled it, so they are kept, as h5py keeps
+    its own conversion types. Types with compound members are not shared
+    (HDF5 reorders their members in place when converting), so they stay
+    the program's, and are counted."""
+    tid = _held_types.get(blob)
+    if tid is None:
+        tid = decode_type(blob)
+        if tid.detect_class(h5t.COMPOUND):
+            return tid
+        if _plugin_types is not None and _plugin().hide_id(tid.id):
+            tid.locked = 1  # h5py must not close it (H5Iis_valid answers for program ids only)
+            _held_types[blob] = tid
+    return tid
+
+
+_held_types: dict[bytes, h5t.TypeID] = {}
+
+
 def _virtual_layout(h: NodeHandle, meta: api.ArrayMeta) -> virtual.VirtualDataset | None:
     """The virtual layout of dataset `h`, if its creation properties give it one."""
     if meta.dcpl and dcpl_layout(meta.dcpl) == h5d.VIRTUAL:
@@ -247,7 +276,7 @@ class AttrHandle:
         self.attr = attr
         self.name = name
         self.meta = attr.meta
-        self.file_type = decode_type(self.meta.hdf5_type)
+        self.file_type = _held_type(self.meta.hdf5_type)
         self.dtype = datatypes.dtype_of(self.file_type)
         state.users += 1
 
@@ -339,7 +368,11 @@ def _follow(state: FileState, group: api.Group, group_path: str | None, link: ap
     """The node a link points to, and the open file that holds it (`lapl`:
     the link access properties, for external links)."""
     if isinstance(link, api.HardLink):
-        return state, state.file.open_node(link.token)
+        node = state.file.open_node(link.token)
+        while state.mounts and node.token in state.mounts:  # a mounted file's root covers the group
+            state = state.mounts[node.token]
+            node = state.file.root
+        return state, node
     if depth >= MAX_SOFT_LINK_DEPTH:
         raise RecursionError(f"more than {MAX_SOFT_LINK_DEPTH} soft or external links followed")
     if isinstance(link, api.SoftLink):
@@ -816,6 +849,55 @@ def group_get_objinfo(h, loc, follow_link: bool) -> tuple:
     return (state.fileno, token16(node.token), node.link_count, _OBJ_TYPE[_id_type(node)], 0, _object_times(node)[1])
 
 
+def _mount_point(h, name: str) -> tuple[FileState, api.Group]:
+    """The group `name` names from `h`, in the file that holds it (not the
+    root of a file mounted on it)."""
+    state, base, path = _base(h)
+    state, group, gpath, leaf = _parent(state, base, path, name)
+    link = _get_link(group, gpath, leaf)
+    if not isinstance(link, api.HardLink):
+        raise TypeError(f"{name!r} is a soft, external or user-defined link, not a group to mount on")
+    node = state.file.open_node(link.token)
+    if not _is_group(node):
+        raise TypeError(f"{name!r} is not a group, so no file can be mounted on it")
+    return state, node
+
+
+def group_mount(h, name: str, child: FileHandle, fmpl: int) -> None:
+    """H5Fmount: until unmounted, paths through group `name` lead into the
+    root group of `child`'s file. As in HDF5, a file is mounted at most once,
+    a group holds at most one file, and no file is mounted below itself."""
+    state, group = _mount_point(h, name)
+    sub = child.state
+    if group.token in state.mounts:
+        raise ValueError(f"a file is already mounted on {name!r}")
+    if sub.mounted_on is not None:
+        raise ValueError(f"file {sub.name!r} is already mounted")
+    above: FileState | None = state
+    while above is not None:
+        if above is sub:
+            raise ValueError(f"file {sub.name!r} cannot be mounted inside itself")
+        above = above.mounted_on
+    state.mounts[group.token] = sub
+    sub.mounted_on = state
+    sub.users += 1  # the mount keeps the child open
+
+
+def group_unmount(h, name: str) -> None:
+    """H5Funmount: `name` is the mount point, as a group of the parent file."""
+    state, group = _mount_point(h, name)
+    if group.token not in state.mounts:
+        raise ValueError(f"{name!r} is not a mount point")
+    _unmount(state, state.mounts[group.token])
+
+
+def _unmount(parent: FileState, child: FileState) -> None:
+    del parent.mounts[next(t for t, s in parent.mounts.items() if s is child)]
+    child.mounted_on = None
+    child.users -= 1
+    child.release()
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -1028,8 +1110,21 @@ def attr_create(h, loc, name: str, type_id: int, space_id: int, acpl: int, aapl:
     state.check_writable()
     if name in owner.attribute_names():
         raise ValueError(f"an attribute named {name!r} already exists")
-    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id, h=h))
+    attr = owner.create_attribute(name, _meta_from_ids(type_id, space_id, _acpl_blob(acpl), h=h))
     return AttrHandle(state, owner, attr, name, _via(h))
+
+
+def _acpl_blob(acpl: int) -> bytes:
+    """Attribute creation properties to keep: b"" for HDF5's defaults."""
+    if acpl <= 0:
+        return b""
+    plist = borrow(acpl, h5p.PropID)
+    return b"" if plist.equal(_default_acpl()) else encode_plist(acpl)
+
+
+@functools.cache
+def _default_acpl() -> h5p.PropID:
+    return h5p.PropID(_plugin().new_plist("attribute create"))
 
 
 def attr_open(h, loc, name, aapl: int) -> AttrHandle:
@@ -1074,6 +1169,9 @@ def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
 
 
 def attr_get_acpl(h: AttrHandle) -> int:
+    """A copy of the creation properties the attribute was created with."""
+    if h.meta.dcpl:
+        return detach(decode_plist(h.meta.dcpl, h5p.PropID))
     return _plugin().new_plist("attribute create")
 
 
@@ -1407,12 +1505,29 @@ def object_get_name(h, loc) -> str | None:
     if isinstance(h, AttrHandle) and loc is None:
         return None
     state, node, path = _locate(h, loc)
-    if path is None and loc is None and isinstance(h, NodeHandle):
+    if path is not None and loc is None and isinstance(h, NodeHandle) and not _reaches(state, path, node):
+        # The link it was opened through is gone: HDF5 names it by where it
+        # was moved to, and not at all once no link reaches it.
+        path = h.path = _path_to(state, node.token)
+    elif path is None and loc is None and isinstance(h, NodeHandle):
         # opened by token (a reference): name it by a path that reaches it, as HDF5 does
         path = h.path = _path_to(state, node.token)
     elif path is None and loc is not None and loc[0] == "token":  # H5Rget_obj_name
         path = _path_to(state, node.token)
     return path
+
+
+def _reaches(state: FileState, path: str, node: api.Node) -> bool:
+    """Whether `path` still leads to `node` (from the root of the file that
+    its file is mounted in, if it is)."""
+    top = state
+    while top.mounted_on is not None:
+        top = top.mounted_on
+    try:
+        there, found, _ = _walk(top, top.file.root, "/", path)
+    except (KeyError, NotImplementedError, OSError, RecursionError, TypeError, ValueError):
+        return False
+    return there is state and found.token == node.token
 
 
 def _path_to(state: FileState, token: bytes) -> str | None:

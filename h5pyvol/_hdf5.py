@@ -316,6 +316,14 @@ def detach(obj) -> int:
 
 
 @functools.lru_cache(maxsize=256)
+def is_dcpl(blob: bytes) -> bool:
+    """Whether serialized creation properties are a dataset's (an attribute's
+    are kept in the same place: `ArrayMeta.dcpl`)."""
+    plist = decode_plist(blob, h5p.PropInstanceID)
+    return bool(plist.get_class().equal(h5p.DATASET_CREATE))
+
+
+@functools.lru_cache(maxsize=256)
 def dcpl_chunks(dcpl: bytes) -> tuple[int, ...] | None:
     """The chunk shape of serialized dataset creation properties, or None."""
     plist = decode_plist(dcpl)

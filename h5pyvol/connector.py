@@ -89,7 +89,9 @@ class ArrayMeta:
     maxshape: tuple[int | None, ...] | None = None
     """The largest extent, None where unlimited; None when fixed."""
     dcpl: bytes = b""
-    """Dataset creation properties, serialized by HDF5 (H5Pencode). Opaque."""
+    """Creation properties, serialized by HDF5 (H5Pencode). Opaque: a dataset's
+    (DCPL), or an attribute's (ACPL, e.g. the character set of its name; b""
+    when they are HDF5's defaults)."""
     null: bool = False
     """True for HDF5's null dataspace: no elements at all."""
     committed_type: bytes = b""
@@ -117,16 +119,16 @@ class ArrayMeta:
     def chunks(self) -> tuple[int, ...] | None:
         """The chunk shape from the creation properties, or None."""
         if "chunks" not in self._derived:
-            from ._hdf5 import dcpl_chunks
+            from ._hdf5 import dcpl_chunks, is_dcpl
 
-            self._derived["chunks"] = dcpl_chunks(self.dcpl) if self.dcpl else None
+            self._derived["chunks"] = dcpl_chunks(self.dcpl) if self.dcpl and is_dcpl(self.dcpl) else None
         return self._derived["chunks"]
 
     def fill_array(self) -> np.ndarray:
         """A new array of `shape` holding the fill value (zeros by default)."""
-        from ._hdf5 import dcpl_fill_value
+        from ._hdf5 import dcpl_fill_value, is_dcpl
 
-        fill = dcpl_fill_value(self.dcpl, self) if self.dcpl else None
+        fill = dcpl_fill_value(self.dcpl, self) if self.dcpl and is_dcpl(self.dcpl) else None
         out = np.zeros(self.shape, dtype=self.dtype) if fill is None else np.full(self.shape, fill, self.dtype)
         if self.dtype.hasobject and fill is None:
             _fill_empty(out)
@@ -488,6 +490,9 @@ class Connector(ABC):
     supports_fill_values: ClassVar[bool] = True
     supports_filters: ClassVar[bool] = True
     """Filters in the creation properties are accepted (storage may ignore them)."""
+    supports_object_times: ClassVar[bool] = False
+    """`Node.times` are kept, so creation properties that track times
+    (H5Pset_obj_track_times) are honoured; the default `created` of 0 is not."""
     supports_references: ClassVar[bool] = True
     """HDF5 1.12-style references (H5R_ref_t) to objects, attributes and regions.
     They need `File.put_blob` and `get_blob`, which have working defaults."""

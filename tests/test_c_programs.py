@@ -45,3 +45,20 @@ def test_malformed_options_are_a_clear_error(compile_c, tmp_path):
     assert proc.returncode == 1
     assert "connector option 'oops'" in proc.stderr
     assert "key=value" in proc.stderr
+
+
+def test_object_accounting_as_native(compile_c, tmp_path):
+    # Open-object counts (without h5py's and the bridge's own datatype ids),
+    # names of moved and unlinked objects, references to committed datatypes,
+    # attribute creation properties, object times and mounting.
+    prog = compile_c("object_accounting")
+    env = vol_env("memory")
+    del env["HDF5_VOL_CONNECTOR"]
+    (tmp_path / "n").mkdir()
+    (tmp_path / "v").mkdir()
+    native = run([prog], env, cwd=tmp_path / "n")
+    assert native.returncode == 0 and "connector: native" in native.stderr, native.stdout + native.stderr
+    vol = run([prog], vol_env("memory"), cwd=tmp_path / "v")
+    assert vol.returncode == 0 and "connector: h5pyvol" in vol.stderr, vol.stdout + vol.stderr
+    assert "DONE" in native.stdout
+    assert vol.stdout.splitlines() == native.stdout.splitlines()
