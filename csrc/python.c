@@ -31,6 +31,8 @@ static PyThreadState *saved_ts;
 /* ------------------------------------------------------------------ */
 /* HDF5 error stack                                                    */
 
+static unsigned long errors_pushed; /* see pv_leave */
+
 void pv_push_error(const char *func, const char *fmt, ...)
 {
     char    msg[2048];
@@ -39,6 +41,7 @@ void pv_push_error(const char *func, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    errors_pushed++;
     /* HDF5's own error class and codes, and not H5E_VOL: HDF5 1.14 can drop
      * the last reference to that message (see compat.c), after which any
      * stack naming it fails to print. The text says it comes from h5pyvol. */
@@ -488,8 +491,10 @@ int pv_python_gone(void)
 /* In a C host, Python code (h5py's import, above all) may switch off HDF5's
  * automatic error printing; the host's setting is put back on every return. */
 #define PV_MAX_DEPTH 64 /* nested callbacks (a callback's Python calling HDF5) */
-static int gc_was_enabled[PV_MAX_DEPTH];
-static int gc_depth;
+static int           gc_was_enabled[PV_MAX_DEPTH];
+static unsigned long pushed_before[PV_MAX_DEPTH];
+static int           gc_depth;
+static int           gc_deferred; /* collection is off until Python code runs again */
 /* An exception pending when a callback starts (e.g. raised by an h5py
  * iteration callback, on its way back to h5py) is set aside and restored. */
 static PyObject *pending[PV_MAX_DEPTH][3];
@@ -516,6 +521,7 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
     {
         int d             = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
         gc_was_enabled[d] = PyGC_Disable();
+        pushed_before[d]  = errors_pushed;
         PyErr_Fetch(&pending[d][0], &pending[d][1], &pending[d][2]);
     }
     gc_depth++;
@@ -523,6 +529,21 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
         pv_leave(*gil);
         return -1;
     }
+    return 0;
+}
+
+/* A pending call: the interpreter runs it at the next Python bytecode, i.e.
+ * after h5py has read an error's messages (set_exception is C code). */
+static int enable_deferred_gc(void *unused)
+{
+    (void)unused;
+    if (!gc_deferred)
+        return 0;
+    gc_deferred = 0;
+    if (gc_depth > 0)
+        gc_was_enabled[0] = 1; /* inside a callback: its outermost return enables */
+    else
+        PyGC_Enable();
     return 0;
 }
 
@@ -537,8 +558,17 @@ void pv_leave(PyGILState_STATE gil)
         PyErr_Restore(pending[d][0], pending[d][1], pending[d][2]);
         pending[d][0] = pending[d][1] = pending[d][2] = NULL;
     }
-    if (gc_was_enabled[d])
-        PyGC_Enable();
+    /* Collection was put off during the callback, so one is usually due at
+     * the next allocation. After a failure that would be inside h5py's
+     * reading of the error: freeing an h5py object there calls HDF5, which
+     * frees the messages h5py is reading. So after a failure collection
+     * resumes only when Python code runs again. */
+    if (gc_was_enabled[d]) {
+        if (d == 0 && errors_pushed != pushed_before[d] && Py_AddPendingCall(enable_deferred_gc, NULL) == 0)
+            gc_deferred = 1;
+        else
+            PyGC_Enable();
+    }
     PyGILState_Release(gil);
     if (owns_interpreter)
         H5Eset_auto2(H5E_DEFAULT, host_auto_func, host_auto_data);

@@ -1,5 +1,6 @@
-"""A connector for the error tests: the memory connector, except that writes
-raise once a dataset holds data, and `boom` options fail at creation."""
+"""Connectors for the error tests: variants of the memory connector whose
+writes fail (once a dataset holds data, or always, leaving cyclic garbage),
+whose creation fails, or which claim fewer features or longer blob keys."""
 
 from __future__ import annotations
 
@@ -56,3 +57,32 @@ class LongBlobKeyConnector(MemoryConnector):
     def create(self, name, *, overwrite, fcpl=b""):
         super().create(name, overwrite=overwrite, fcpl=fcpl)
         return LongKeyFile(self._files[name], True)
+
+
+class _Litter:
+    """Garbage that only the cyclic collector frees, holding an HDF5 id."""
+
+    def __init__(self):
+        import h5py
+
+        self.me = self
+        self.type_id = h5py.h5t.STD_I32LE.copy()
+
+
+class LitteringDataset(MemoryDataset):
+    def write(self, selection, data):
+        _Litter()  # freed by the collector at some later allocation
+        raise RuntimeError("disk on fire")
+
+
+class LitteringFile(MemoryFile):
+    def create_dataset(self, meta):
+        return self._store.add(LitteringDataset, meta)
+
+
+class LitteringConnector(MemoryConnector):
+    """Writes fail, leaving cyclic garbage that holds an h5py object behind."""
+
+    def create(self, name, *, overwrite, fcpl=b""):
+        super().create(name, overwrite=overwrite, fcpl=fcpl)
+        return LitteringFile(self._files[name], True)

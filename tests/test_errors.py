@@ -173,3 +173,21 @@ def test_bridge_leaves_no_cycles_holding_hdf5_objects(tmp_path):
         if was:
             gc.enable()
     assert held == []
+
+
+def test_error_message_survives_garbage_collection_while_h5py_reads_it():
+    """The collector may free h5py objects (each H5Idec_ref clears HDF5's error
+    stack) between a failed call and h5py's reading of its messages; the
+    message must still come through whole."""
+    import gc
+
+    threshold = gc.get_threshold()
+    with h5pyvol.File("litter.h5", "w", connector="failing_connector:LitteringConnector") as f:
+        d = f.create_dataset("d", (4,), dtype="f8")
+        try:
+            gc.set_threshold(1)  # a collection at every allocation, as when one is due
+            for _ in range(5):
+                with pytest.raises(OSError, match=r"h5pyvol: RuntimeError: disk on fire"):
+                    d[...] = 1.0
+        finally:
+            gc.set_threshold(*threshold)
