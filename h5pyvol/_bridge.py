@@ -132,8 +132,11 @@ class FileHandle:
         state.file_handles.append(self)
 
     def close(self) -> None:
-        self.state.file_handles.remove(self)
-        self.state.release()
+        # HDF5 calls this again when a previous close failed (the file id
+        # stays open then): that failure was reported, the file is released.
+        if self in self.state.file_handles:
+            self.state.file_handles.remove(self)
+            self.state.release()
 
     @property
     def open(self) -> bool:
