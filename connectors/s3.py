@@ -397,11 +397,12 @@ _POPULATE_MIN = 1 << 20
 
 
 def _populate(out: np.ndarray) -> None:
-    """Fault in the pages of a (fresh) output array before the workers fill it.
+    """Fault in the pages of a (fresh) array before a request or copy fills it.
     Pages first touched by a recv() into them cost far more, with many threads
-    at once, than faulting them in one call: reading 1 GiB of 8 MiB chunks on
-    RGW with 16 threads took 1.6-2.0 s of CPU into a fresh array, 0.6 s after
-    this (MADV_POPULATE_WRITE only maps the pages; their contents stay)."""
+    at once, than faulting them in with one call: reading 1 GiB of 8 MiB
+    chunks on RGW with 16 threads took 1.6-2.0 s of CPU into a fresh array,
+    0.6 s after this (MADV_POPULATE_WRITE maps the pages, their contents stay).
+    Each request does it for its own part, so the calls overlap other requests."""
     if _madvise is None or out.nbytes < _POPULATE_MIN or not out.flags.c_contiguous:
         return
     addr = out.ctypes.data
@@ -703,8 +704,9 @@ class S3Dataset(_S3Node, api.Dataset):
                 out[task.outer] = chunk[task.local]
         if not fetch:
             return
-        _populate(out)
         if not self._raw:
+            _populate(out)
+
             def one(task: _Task) -> None:
                 out[task.outer] = self._load(task.cid, writable=False)[task.local]
             store.parallel(one, fetch)
@@ -728,6 +730,7 @@ class S3Dataset(_S3Node, api.Dataset):
         parts = -(-conn.max_workers // len(fetch)) if nbytes >= 2 * _PART_BYTES else 1
         jobs: list[Callable] = []
         later = []
+        copies = False
         for task in fetch:
             name = self._name(task.cid)
             key = store.chunk_key(self._token, name, self.stored[name][0])
@@ -741,11 +744,13 @@ class S3Dataset(_S3Node, api.Dataset):
                 direct = np.empty(nbytes, np.uint8)  # few chunks: one buffer each, filled in parallel
                 later.append((task, direct))
             if direct is not None:
-                view = memoryview(direct)
-                jobs += [lambda k=key, v=view[o:o + n], o=o, w=what: store.get_range(k, v, o, w, nbytes)
+                jobs += [lambda k=key, d=direct[o:o + n], o=o, w=what: store.get_range(k, d, o, w, nbytes)
                          for o, n in runs]
             else:
                 jobs.append(lambda t=task, k=key, r=runs, w=what: self._fetch_copy(t, k, r, w, out))
+                copies = True
+        if copies:
+            _populate(out)
         return jobs, later
 
     def _direct_target(self, task: _Task, out: np.ndarray) -> np.ndarray | None:
@@ -914,7 +919,7 @@ class S3Dataset(_S3Node, api.Dataset):
         if self._raw:  # straight from the socket into the new chunk array
             buf = np.empty(self._nbytes, np.uint8)
             key = self._store.chunk_key(self._token, name, entry[0])
-            self._store.get_range(key, memoryview(buf), 0, f"reading chunk {name} of {self._store.name!r}",
+            self._store.get_range(key, buf, 0, f"reading chunk {name} of {self._store.name!r}",
                                   self._nbytes)
             return self._view(buf)
         raw = self._store.get_chunk(self._token, name, entry[0])
@@ -1046,8 +1051,12 @@ class _Store:
             raise error
         return results
 
-    def get_range(self, key: str, buf: memoryview, start: int, what: str, size: int = -1) -> None:
-        """Bytes start..start+len(buf) of a chunk object (of `size` bytes, if known) into buf."""
+    def get_range(self, key: str, buf: memoryview | np.ndarray, start: int, what: str, size: int = -1) -> None:
+        """Bytes start..start+len(buf) of a chunk object (of `size` bytes, if known) into buf
+        (a flat uint8 array's pages are faulted in first, see `_populate`)."""
+        if isinstance(buf, np.ndarray):
+            _populate(buf)
+            buf = memoryview(buf)
         try:
             got = self.conn.get_into(key, buf, start, what, whole=start == 0 and len(buf) == size)
         except FileNotFoundError:
