@@ -1,7 +1,10 @@
 """A connector for the error tests: the memory connector, except that writes
-raise once a dataset holds data, and `boom` options fail at creation."""
+raise once a dataset holds data, flushes (and so closes) raise while the root
+group has an attribute `refuse_flush`, and `boom` options fail at creation."""
 
 from __future__ import annotations
+
+import errno
 
 from h5pyvol.connectors.memory import MemoryConnector, MemoryDataset, MemoryFile
 
@@ -16,6 +19,11 @@ class OnceDataset(MemoryDataset):
 class OnceFile(MemoryFile):
     def create_dataset(self, meta):
         return self._store.add(OnceDataset, meta)
+
+    def flush(self):
+        if "refuse_flush" in self.root.attribute_names():
+            raise OSError(errno.EIO, "the store refused the commit")
+        super().flush()
 
 
 class FailingConnector(MemoryConnector):
