@@ -45,6 +45,25 @@ best peer per column (>1: h5pyvol is faster).
 
 Usage: python -P bench/bench_s3.py [--gib 1] [--workers 8] [--server ceph|seaweedfs]
                                     [--tools h5pyvol,boto3,arraymorph,zarr,ros3] [--rounds 1]
+
+Figures (python -P bench/bench_s3.py --rounds 2: RGW on loopback, 1 GiB,
+every tool twice, the best of each; 2 cores shared with other work, load
+average 4.1-18.1, median 11.9, during the run):
+
+  tool            write MiB/s   read MiB/s   one chunk ms   strided s
+  h5pyvol s3              280          672           10.3        1.02
+  raw boto3               190          715           11.8           -
+  ArrayMorph              204          425           22.9        1.98
+  zarr+obstore            221          655           11.6        1.07
+  HDF5 ROS3                 -          625           11.5        1.29
+  vs best peer          1.27x        1.03x          1.12x       1.06x
+
+Under that load the ratios move by about 15% between runs: three other runs
+of the same code that day gave 0.95-1.03x for the whole read and 0.73-1.12x
+for one chunk (RGW needs ~10 ms for an 8 MiB object; curl takes as long).
+The first whole read in a process is slower for every tool (2.2-3.9 s):
+the kernel provides 1 GiB of fresh huge pages; the table keeps the better
+of two reads.
 """
 
 from __future__ import annotations
