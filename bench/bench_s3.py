@@ -58,9 +58,14 @@ average 4.1-18.1, median 11.9, during the run):
   HDF5 ROS3                 -          625           11.5        1.29
   vs best peer          1.27x        1.03x          1.12x       1.06x
 
-Under that load the ratios move by about 15% between runs: three other runs
-of the same code that day gave 0.95-1.03x for the whole read and 0.73-1.12x
-for one chunk (RGW needs ~10 ms for an 8 MiB object; curl takes as long).
+Under such load the ratios swing between runs. The next run of all five
+(load median 14.2, max 18.1) gave 1.14x / 0.62x / 0.81x / 0.89x: h5pyvol's
+second round met a burst of load (its read took 3.2 s, against 2.3 s in
+round 1). A run of h5pyvol and zarr alone, 3 rounds (load about 7), gave
+1.40x / 1.09x / 0.99x / 1.52x, h5pyvol's whole read ahead in every round
+(1.80-2.17 s against 1.95-2.23 s) with 0.75-0.87 s of CPU against zarr's
+1.14-1.35 s. One chunk is RGW's time for an 8 MiB object (~10 ms; curl
+takes as long), so it ties within the noise.
 The first whole read in a process is slower for every tool (2.2-3.9 s):
 the kernel provides 1 GiB of fresh huge pages; the table keeps the better
 of two reads.
