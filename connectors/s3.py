@@ -25,8 +25,10 @@ import http.client
 import itertools
 import json
 import math
+import mmap
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -380,6 +382,36 @@ def _split(runs: list[tuple[int, int]], parts: int) -> list[tuple[int, int]]:
     return out
 
 
+def _libc_madvise() -> Callable | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    fn = ctypes.CDLL(None, use_errno=True).madvise
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_madvise = _libc_madvise()
+_MADV_POPULATE_WRITE = 23  # Linux 5.14+; older kernels refuse it (EINVAL) and nothing changes
+_POPULATE_MIN = 1 << 20
+
+
+def _populate(out: np.ndarray) -> None:
+    """Fault in the pages of a (fresh) array before a request or copy fills it.
+    Pages first touched by a recv() into them cost far more, with many threads
+    at once, than faulting them in with one call: reading 1 GiB of 8 MiB
+    chunks on RGW with 16 threads took 1.6-2.0 s of CPU into a fresh array,
+    0.6 s after this (MADV_POPULATE_WRITE maps the pages, their contents stay).
+    Each request does it for its own part, so the calls overlap other requests."""
+    if _madvise is None or out.nbytes < _POPULATE_MIN or not out.flags.c_contiguous:
+        return
+    addr = out.ctypes.data
+    start = addr & ~(mmap.PAGESIZE - 1)
+    _madvise(start, addr + out.nbytes - start, _MADV_POPULATE_WRITE)
+
+
 _scratch = threading.local()
 
 
@@ -675,6 +707,8 @@ class S3Dataset(_S3Node, api.Dataset):
         if not fetch:
             return
         if not self._raw:
+            _populate(out)
+
             def one(task: _Task) -> None:
                 out[task.outer] = self._load(task.cid, writable=False)[task.local]
             store.parallel(one, fetch)
@@ -698,6 +732,7 @@ class S3Dataset(_S3Node, api.Dataset):
         parts = -(-conn.max_workers // len(fetch)) if nbytes >= 2 * _PART_BYTES else 1
         jobs: list[Callable] = []
         later = []
+        copies = False
         for task in fetch:
             name = self._name(task.cid)
             key = store.chunk_key(self._token, name, self.stored[name][0])
@@ -711,11 +746,13 @@ class S3Dataset(_S3Node, api.Dataset):
                 direct = np.empty(nbytes, np.uint8)  # few chunks: one buffer each, filled in parallel
                 later.append((task, direct))
             if direct is not None:
-                view = memoryview(direct)
-                jobs += [lambda k=key, v=view[o:o + n], o=o, w=what: store.get_range(k, v, o, w, nbytes)
+                jobs += [lambda k=key, d=direct[o:o + n], o=o, w=what: store.get_range(k, d, o, w, nbytes)
                          for o, n in runs]
             else:
                 jobs.append(lambda t=task, k=key, r=runs, w=what: self._fetch_copy(t, k, r, w, out))
+                copies = True
+        if copies:
+            _populate(out)
         return jobs, later
 
     def _direct_target(self, task: _Task, out: np.ndarray) -> np.ndarray | None:
@@ -884,7 +921,7 @@ class S3Dataset(_S3Node, api.Dataset):
         if self._raw:  # straight from the socket into the new chunk array
             buf = np.empty(self._nbytes, np.uint8)
             key = self._store.chunk_key(self._token, name, entry[0])
-            self._store.get_range(key, memoryview(buf), 0, f"reading chunk {name} of {self._store.name!r}",
+            self._store.get_range(key, buf, 0, f"reading chunk {name} of {self._store.name!r}",
                                   self._nbytes)
             return self._view(buf)
         raw = self._store.get_chunk(self._token, name, entry[0])
@@ -1016,8 +1053,12 @@ class _Store:
             raise error
         return results
 
-    def get_range(self, key: str, buf: memoryview, start: int, what: str, size: int = -1) -> None:
-        """Bytes start..start+len(buf) of a chunk object (of `size` bytes, if known) into buf."""
+    def get_range(self, key: str, buf: memoryview | np.ndarray, start: int, what: str, size: int = -1) -> None:
+        """Bytes start..start+len(buf) of a chunk object (of `size` bytes, if known) into buf
+        (a flat uint8 array's pages are faulted in first, see `_populate`)."""
+        if isinstance(buf, np.ndarray):
+            _populate(buf)
+            buf = memoryview(buf)
         try:
             got = self.conn.get_into(key, buf, start, what, whole=start == 0 and len(buf) == size)
         except FileNotFoundError:

@@ -819,8 +819,21 @@ herr_t pv_close(enum pv_fn fn, void *obj, const char *func)
         return 0; /* atexit after Python finalized: nothing left to release */
     if (pv_enter(&gil, func) < 0)
         return -1;
-    ret = pv_call_void(fn, func, 1, pv_ref(obj));
-    Py_DECREF((PyObject *)obj); /* the reference HDF5 held */
+    if (fn == PV_FN_file_close) {
+        /* When a file's close fails, HDF5 keeps its id and this object, and
+         * may close it again (h5py's next close, library shutdown): the
+         * handle lives on until a close succeeds. */
+        ret = pv_call_void(fn, func, 1, pv_ref(obj));
+        if (ret >= 0)
+            Py_DECREF((PyObject *)obj);
+    }
+    else {
+        /* HDF5 frees other objects even when their close fails. The call
+         * takes over HDF5's reference and drops it before a failure is
+         * pushed: freeing the handle can free h5py objects, whose
+         * H5Idec_ref would clear HDF5's error stack after the push. */
+        ret = pv_call_void(fn, func, 1, (PyObject *)obj);
+    }
     pv_leave(gil);
     return ret;
 }

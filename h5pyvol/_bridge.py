@@ -173,8 +173,11 @@ class FileHandle(_FileBase):
         return self.state, self.state.file.root, "/"
 
     def close(self) -> None:
-        self.state.file_handles.remove(self)
-        self.state.release()
+        # HDF5 calls this again when a previous close failed (the file id
+        # stays open then): that failure was reported, the file is released.
+        if self in self.state.file_handles:
+            self.state.file_handles.remove(self)
+            self.state.release()
 
     @property
     def open(self) -> bool:

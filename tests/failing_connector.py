@@ -1,8 +1,12 @@
 """Connectors for the error tests: variants of the memory connector whose
 writes fail (once a dataset holds data, or always, leaving cyclic garbage),
-whose creation fails, or which claim fewer features or longer blob keys."""
+whose flushes (and so closes) fail while the root group has an attribute
+`refuse_flush`, whose creation fails, or which claim fewer features or longer
+blob keys."""
 
 from __future__ import annotations
+
+import errno
 
 from h5pyvol.connectors.memory import MemoryConnector, MemoryDataset, MemoryFile
 
@@ -17,6 +21,11 @@ class OnceDataset(MemoryDataset):
 class OnceFile(MemoryFile):
     def create_dataset(self, meta):
         return self._store.add(OnceDataset, meta)
+
+    def flush(self):
+        if "refuse_flush" in self.root.attribute_names():
+            raise OSError(errno.EIO, "the store refused the commit")
+        super().flush()
 
 
 class FailingConnector(MemoryConnector):

@@ -51,6 +51,19 @@ def test_exception_in_connector_through_environment(tmp_path):
     assert "kept: [0, 1, 2]" in proc.stdout
 
 
+def test_failed_close_names_its_cause_and_can_be_repeated():
+    """The connector's exception reaches h5py's message from HDF5's error
+    stack; HDF5 keeps the file id, and the next close releases it."""
+    f = h5pyvol.File("close.h5", "w", connector=FAILING)
+    assert h5pyvol.connector_name(f.id) == "h5pyvol"
+    f.attrs["refuse_flush"] = 1
+    with pytest.raises(RuntimeError, match=r"h5pyvol: OSError: \[Errno 5\] the store refused the commit, errno = 5"):
+        f.close()
+    assert f.id.valid
+    f.close()
+    assert not f.id.valid
+
+
 def test_connector_constructor_error_is_reported():
     with pytest.raises(OSError, match="ValueError: cannot reach the store"):
         h5pyvol.File("b.h5", "w", connector="failing_connector:BrokenConnector", url="x")

@@ -210,6 +210,12 @@ admin_socket = $RUN/\$name.asok
 rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw_data = $DIR/rgw
 rgw_thread_pool_size = 128
+# RGW frees the tails of deleted objects (all but their first 4 MiB) in its
+# garbage collector, 2 hours later by default; on the 4 GiB in-memory OSD
+# the tails of a few 1 GiB bench runs or big tests would fill it first.
+rgw_gc_obj_min_wait = 5
+rgw_gc_processor_period = 10
+rgw_gc_processor_max_time = 10
 log_file = $LOGS/\$name.log
 pid_file = $RUN/\$name.pid
 admin_socket = $RUN/\$name.asok

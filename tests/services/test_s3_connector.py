@@ -719,6 +719,55 @@ def test_server_dies_during_a_big_write(throwaway_seaweedfs, monkeypatch, fault)
     _drop_bucket(client, bucket)
 
 
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
+def test_failed_close_names_its_cause(throwaway_seaweedfs, monkeypatch, fault):
+    """The server is killed or frozen between a commit and the close: the
+    close fails with h5py's exception, whose message carries the connector's
+    cause (the S3 error of the final commit, taken from HDF5's error stack).
+    The file id stays open, a second close releases it, and the last commit
+    reads intact once the server is back."""
+    server = throwaway_seaweedfs
+    _aws_env(monkeypatch, server)
+    client = servers.s3_client(server)
+    bucket = f"h5pyvol-close-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    opts = {"bucket": bucket, "endpoint_url": server["endpoint"], "timeout": "1"}
+    f = h5pyvol.File("closing.h5", "w", "s3", **opts)
+    assert h5pyvol.connector_name(f.id) == "h5pyvol"
+    f["kept"] = np.arange(100.0)
+    f.attrs["stage"] = 1
+    f.flush()  # the last commit
+    f["lost"] = np.ones(10)
+    f.attrs["stage"] = 2
+    pid = servers.seaweedfs_pid(server)
+    os.kill(pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+    try:
+        with pytest.raises(Exception) as failed:
+            f.close()
+        assert f.id.valid  # HDF5 keeps a file id whose close failed
+        f.close()  # ... and the next close releases it
+        assert not f.id.valid
+    finally:
+        if fault == "killed":
+            servers.restart_seaweedfs(server)
+        else:
+            os.kill(pid, signal.SIGCONT)
+    message = str(failed.value)
+    cause = "ConnectionRefusedError|ConnectionResetError" if fault == "killed" else "TimeoutError"
+    assert re.search(f"h5pyvol: ({cause}).*committing 'closing.h5'.*{re.escape(server['endpoint'])}", message), message
+    with h5pyvol.File("closing.h5", "r", "s3", **opts) as f:
+        np.testing.assert_array_equal(f["kept"][()], np.arange(100.0))
+        if fault == "frozen" and "lost" in f:
+            # A frozen server runs the requests that timed out once thawed, so
+            # a manifest PUT of the close may land: then it holds everything.
+            assert f.attrs["stage"] == 2
+            np.testing.assert_array_equal(f["lost"][()], np.ones(10))
+        else:
+            assert list(f) == ["kept"]
+            assert f.attrs["stage"] == 1
+    _drop_bucket(client, bucket)
+
+
 # ---------------------------------------------------------------- HDF5's API test suite
 
 
