@@ -678,6 +678,13 @@ static int valid_lapl(hid_t lapl)
     return ok > 0;
 }
 
+/* HDF5's default link access list as 0 (H5P_DEFAULT), which the bridge
+ * reads as "defaults" without looking into a property list. */
+static hid_t default_as_zero(hid_t lapl)
+{
+    return lapl == H5P_LST_LINK_ACCESS_ID_g ? H5P_DEFAULT : lapl;
+}
+
 PyObject *pv_loc(const H5VL_loc_params_t *loc)
 {
     enum { NAME, IDX, TOKEN, NKIND };
@@ -700,7 +707,7 @@ PyObject *pv_loc(const H5VL_loc_params_t *loc)
             if (name && name[0] == '.' && name[1] == '\0')
                 Py_RETURN_NONE; /* "." is the object itself (H5Aexists_by_name and friends) */
             str  = pv_str(name);
-            lapl = PyLong_FromLongLong((long long)loc->loc_data.loc_by_name.lapl_id);
+            lapl = PyLong_FromLongLong((long long)default_as_zero(loc->loc_data.loc_by_name.lapl_id));
             if (str && lapl)
                 t = PyTuple_Pack(3, kind[NAME], str, lapl);
             Py_XDECREF(str);
@@ -711,7 +718,7 @@ PyObject *pv_loc(const H5VL_loc_params_t *loc)
             return Py_BuildValue("(ONiiKL)", kind[IDX], pv_str(loc->loc_data.loc_by_idx.name),
                                  (int)loc->loc_data.loc_by_idx.idx_type, (int)loc->loc_data.loc_by_idx.order,
                                  (unsigned long long)loc->loc_data.loc_by_idx.n,
-                                 (long long)loc->loc_data.loc_by_idx.lapl_id);
+                                 (long long)default_as_zero(loc->loc_data.loc_by_idx.lapl_id));
         case H5VL_OBJECT_BY_TOKEN:
             return Py_BuildValue("(Oy#)", kind[TOKEN], (const char *)loc->loc_data.loc_by_token.token->__data,
                                  (Py_ssize_t)H5O_MAX_TOKEN_SIZE);

@@ -1362,7 +1362,7 @@ def link_exists(h, loc) -> bool:
     # "." (which the plugin passes as the object itself) is no link's name.
     if loc is None:
         return False
-    if loc[0] == "name":
+    if loc[0] == "name" and "/" in loc[1]:
         if not loc[1].strip("/"):
             return True
         if loc[1].rsplit("/", 1)[-1] == ".":
