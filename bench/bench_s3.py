@@ -46,29 +46,19 @@ best peer per column (>1: h5pyvol is faster).
 Usage: python -P bench/bench_s3.py [--gib 1] [--workers 8] [--server ceph|seaweedfs]
                                     [--tools h5pyvol,boto3,arraymorph,zarr,ros3] [--rounds 1]
 
-Figures (python -P bench/bench_s3.py --rounds 2: RGW on loopback, 1 GiB,
-every tool twice, the best of each; 2 cores shared with other work, load
-average 4.1-18.1, median 11.9, during the run):
+Figures (python -P bench/bench_s3.py --rounds 3: RGW on loopback, 1 GiB,
+every tool three times, the best of each; 2 cores, nothing else running):
 
   tool            write MiB/s   read MiB/s   one chunk ms   strided s
-  h5pyvol s3              280          672           10.3        1.02
-  raw boto3               190          715           11.8           -
-  ArrayMorph              204          425           22.9        1.98
-  zarr+obstore            221          655           11.6        1.07
-  HDF5 ROS3                 -          625           11.5        1.29
-  vs best peer          1.27x        1.03x          1.12x       1.06x
+  h5pyvol s3              337          858            8.0        1.02
+  raw boto3               236          771           10.5           -
+  ArrayMorph              216          580           17.2        1.74
+  zarr+obstore            210          769           10.2        1.20
+  HDF5 ROS3                 -          664            9.1        1.36
+  vs best peer          1.56x        1.12x          1.14x       1.18x
 
-Under such load the ratios swing between runs. The next run of all five
-(load median 14.2, max 18.1) gave 1.14x / 0.62x / 0.81x / 0.89x: h5pyvol's
-second round met a burst of load (its read took 3.2 s, against 2.3 s in
-round 1). A run of h5pyvol and zarr alone, 3 rounds (load about 7), gave
-1.40x / 1.09x / 0.99x / 1.52x, h5pyvol's whole read ahead in every round
-(1.80-2.17 s against 1.95-2.23 s) with 0.75-0.87 s of CPU against zarr's
-1.14-1.35 s. One chunk is RGW's time for an 8 MiB object (~10 ms; curl
-takes as long), so it ties within the noise.
-The first whole read in a process is slower for every tool (2.2-3.9 s):
-the kernel provides 1 GiB of fresh huge pages; the table keeps the better
-of two reads.
+The run before (--rounds 2) gave 1.32x / 1.28x / 1.32x / 1.22x; more runs
+and the effect of the connector's max_workers are in docs/s3-layout.md.
 """
 
 from __future__ import annotations

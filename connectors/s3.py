@@ -12,7 +12,7 @@ http.client); boto3 resolves credentials and lists keys.
 
 Options (all strings, from the connector string or `h5pyvol.File(...)`):
 ``bucket`` (required), ``prefix``, ``endpoint_url``, ``region``, ``profile``,
-``max_workers`` (16), ``timeout`` (10 s), ``chunk_bytes`` (4 MiB) and
+``max_workers`` (8), ``timeout`` (10 s), ``chunk_bytes`` (4 MiB) and
 ``write_cache_bytes`` (128 MiB). Credentials come only from the standard AWS
 chain (environment, profile, instance metadata).
 """
@@ -54,7 +54,7 @@ DEFAULTS = {
     "endpoint_url": "",
     "region": "",
     "profile": "",
-    "max_workers": "16",
+    "max_workers": "8",
     "timeout": "10",
     "chunk_bytes": str(4 << 20),
     "write_cache_bytes": str(128 << 20),
