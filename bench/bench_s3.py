@@ -59,6 +59,9 @@ every tool three times, the best of each; 2 cores, nothing else running):
 
 The run before (--rounds 2) gave 1.32x / 1.28x / 1.32x / 1.22x; more runs
 and the effect of the connector's max_workers are in docs/s3-layout.md.
+The first whole read in a process is slower for every tool (2.2-3.9 s): the
+kernel provides 1 GiB of fresh pages; hence --rounds 2 or more. One chunk is
+mostly RGW's time for an 8 MiB object (about 10 ms).
 """
 
 from __future__ import annotations
