@@ -40,7 +40,9 @@ from ._hdf5 import (
     encode_dcpl,
     encode_plist,
     filters_as_created,
+    has_lossy_filter,
     lib,
+    through_native_filters,
     tracks_link_order,
     with_vol_of,
 )
@@ -218,9 +220,12 @@ class NodeHandle(_HandleBase):
         self.plain = not datatypes.has_vlen(self.file_type)  # bytes can be copied as they are
         # A virtual dataset's elements are in its source datasets (virtual.py).
         self.virtual = _virtual_layout(self, meta)
+        # Scale-offset and the like change what they store (_apply_lossy_filters).
+        self.lossy = self.virtual is None and has_lossy_filter(meta.dcpl)
         # What the plugin's C fast path (csrc/io.c) needs to serve reads and
         # writes of equal types and sliceable selections without this module.
-        fast = self.plain and not meta.null and not self.dtype.shape and not _TRACING and self.virtual is None
+        fast = (self.plain and not meta.null and not self.dtype.shape and not _TRACING and self.virtual is None
+                and not self.lossy)
         self.io = (self.node, meta, self.file_type_id, self.dtype, tuple(meta.shape), self.state.writable) \
             if fast else None
 
@@ -1030,7 +1035,7 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
     if equal and h.plain:
         mem = _view(buf, h.dtype, extent)
         data = mem if msel.kind == "all" else mem[msel.index]
-        h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
+        _store(h, fsel, data.reshape(fsel.result_shape + h.dtype.shape))
         return
     mtype = borrow(mem_type, h5t.typewrap)
     stored = None
@@ -1043,7 +1048,41 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
         elem = np.dtype((np.void, msize))
         gathered = np.ascontiguousarray(_view(buf, elem, extent)[msel.index])
         data = datatypes.to_numpy(mtype, h.file_type, gathered, fsel.count, _dxpl(dxpl), stored, refs=_refs(h))
-    h.node.write(fsel, data.reshape(fsel.result_shape + h.dtype.shape))
+    _store(h, fsel, data.reshape(fsel.result_shape + h.dtype.shape))
+
+
+def _store(h: NodeHandle, fsel: Selection, data: np.ndarray) -> None:
+    h.node.write(fsel, data)
+    if h.lossy:
+        _apply_lossy_filters(h, fsel)
+
+
+def _apply_lossy_filters(h: NodeHandle, fsel: Selection) -> None:
+    """Leave in the chunks a write touched what native HDF5 would keep there.
+
+    A lossy filter (scale-offset) changes values as it stores a chunk, while
+    connectors keep elements as given; so each touched chunk is read back,
+    passed through native HDF5 with the dataset's own creation properties
+    (in memory) and stored again."""
+    shape, chunks = h.meta.shape, h.meta.chunks
+    if not chunks or fsel.count == 0:
+        return
+    start, stop = fsel.bounds()
+    boxes, arrays = [], []
+    for corner in itertools.product(*(range(a - a % c, b, c) for a, b, c in zip(start, stop, chunks, strict=True))):
+        end = tuple(min(x + c, n) for x, c, n in zip(corner, chunks, shape, strict=True))
+        box = Selection(shape, "hyperslab", math.prod(e - x for x, e in zip(corner, end, strict=True)),
+                        regular=(corner, (1,) * len(shape), (1,) * len(shape),
+                                 tuple(e - x for x, e in zip(corner, end, strict=True))))
+        part = np.empty(box.result_shape, h.dtype)
+        h.node.read(box, part)
+        boxes.append((corner, end))
+        arrays.append(part)
+    kept = through_native_filters(h.meta.dcpl, h.file_type_id, shape, boxes, arrays)
+    for (corner, end), part in zip(boxes, kept, strict=True):
+        size = tuple(e - x for x, e in zip(corner, end, strict=True))
+        h.node.write(Selection(shape, "hyperslab", part.size, regular=(corner, (1,) * len(shape), (1,) * len(shape),
+                                                                       size)), part)
 
 
 def dataset_get_space(h: NodeHandle) -> int:

@@ -161,6 +161,64 @@ def encode_plist(plist_id: int) -> bytes:
 _scratch_files = iter(range(1 << 62))
 
 
+def native_scratch_file() -> h5f.FileID:
+    """A new native HDF5 file in memory (core driver, no backing store),
+    whatever connector HDF5_VOL_CONNECTOR names."""
+    h = lib()
+    native = h.H5VLget_connector_id_by_name(b"native")
+    if native < 0:
+        raise OSError("HDF5's native connector is not registered")
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    try:
+        fapl.set_fapl_core(backing_store=False)
+        _check(h.H5Pset_vol(fapl.id, native, None), "H5Pset_vol")
+    finally:
+        h.H5VLclose(native)
+    return h5f.create(f"h5pyvol-scratch-{next(_scratch_files)}".encode(), h5f.ACC_EXCL, fapl=fapl)
+
+
+# Filters that change the values they store: a connector keeps elements, so
+# the bridge has native HDF5 apply these to what it writes.
+LOSSY_FILTERS = frozenset({h5z.FILTER_SCALEOFFSET})
+
+
+def has_lossy_filter(dcpl: bytes) -> bool:
+    """Whether the encoded dataset creation properties hold a lossy filter."""
+    if not dcpl or not is_dcpl(dcpl):
+        return False
+    plist = decode_plist(dcpl)
+    return any(plist.get_filter(i)[0] in LOSSY_FILTERS for i in range(plist.get_nfilters()))
+
+
+def through_native_filters(dcpl: bytes, type_id: int, shape: tuple[int, ...], boxes: list, arrays: list) -> list:
+    """Each array as native HDF5 stores it at its box ``(start, stop)`` of a
+    dataset with these creation properties, `shape` and file type, read
+    back: what a lossy filter (scale-offset) keeps of it. (What a native
+    file gives back while the chunk is still in its chunk cache is the
+    unfiltered value; once the file is reopened, this.)"""
+    fid = native_scratch_file()
+    try:
+        tid = borrow(type_id, h5t.typewrap).copy()
+        plist = decode_dcpl(dcpl, type_id)
+        dapl = h5p.create(h5p.DATASET_ACCESS)
+        dapl.set_chunk_cache(0, 0, 1.0)  # no chunk cache: every chunk goes through the filters both ways
+        dset = h5d.create(fid, b"d", tid, h5s.create_simple(shape, shape), dcpl=plist, dapl=dapl)
+        for (start, stop), data in zip(boxes, arrays, strict=True):
+            fspace = dset.get_space()
+            fspace.select_hyperslab(tuple(start), tuple(b - a for a, b in zip(start, stop, strict=True)))
+            dset.write(h5s.create_simple(data.shape), fspace, np.ascontiguousarray(data))
+        out = []
+        for (start, stop), data in zip(boxes, arrays, strict=True):
+            fspace = dset.get_space()
+            fspace.select_hyperslab(tuple(start), tuple(b - a for a, b in zip(start, stop, strict=True)))
+            back = np.empty_like(data)
+            dset.read(h5s.create_simple(back.shape), fspace, back)
+            out.append(back)
+        return out
+    finally:
+        fid.close()
+
+
 def filters_as_created(plist: h5p.PropDCID, type_id: int, space_id: int) -> h5p.PropDCID:
     """`plist` with its filters' parameters as native HDF5 completes them when
     it creates a dataset: each filter's "set local" step adds what it needs
@@ -174,18 +232,8 @@ def filters_as_created(plist: h5p.PropDCID, type_id: int, space_id: int) -> h5p.
     """
     if plist.get_nfilters() == 0:
         return plist
-    h = lib()
-    native = h.H5VLget_connector_id_by_name(b"native")
-    if native < 0:
-        return plist
-    fapl = h5p.create(h5p.FILE_ACCESS)
     try:
-        fapl.set_fapl_core(backing_store=False)
-        _check(h.H5Pset_vol(fapl.id, native, None), "H5Pset_vol")
-    finally:
-        h.H5VLclose(native)
-    try:
-        fid = h5f.create(f"h5pyvol-filters-{next(_scratch_files)}".encode(), h5f.ACC_EXCL, fapl=fapl)
+        fid = native_scratch_file()
     except Exception:
         return plist
     try:

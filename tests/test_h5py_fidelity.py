@@ -239,3 +239,29 @@ def test_compound_members_out_of_offset_order(dt, tmp_path):
     for got, want in zip(vol[:-1], native[:-1], strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(vol[0], data)
+
+
+def test_lossy_filter_keeps_what_native_hdf5_keeps(tmp_path):
+    """Scale-offset changes what it stores: through the connector a dataset
+    reads back exactly what a native file holds once reopened (floats with a
+    decimal scale, also after partial writes into chunks; integers with too
+    few bits). Integer chunks rewritten in part are left out: native HDF5
+    merges into the unfiltered values while the chunk is in its chunk cache,
+    into the filtered ones after that."""
+    rng = np.random.default_rng(1)
+    floats, ints = (rng.random((30, 20)) - 0.5) * 2e5, rng.integers(0, 1000, (30, 20))
+    vol_name = fresh("scaleoffset")
+    got = []
+    for opener in (lambda mode: h5py.File(tmp_path / "native.h5", mode), lambda mode: h5pyvol.File(vol_name, mode)):
+        with opener("w") as f:
+            d = f.create_dataset("f", data=floats, chunks=(7, 6), scaleoffset=4)
+            d[3:5, 4:9] = 1.2345678
+            d[::4, 2] = -3.75
+            f.create_dataset("i", data=ints, chunks=(10, 10), scaleoffset=4)
+        with opener("r") as f:
+            got.append((f["f"][()], f["i"][()], h5pyvol.connector_name(f.id)))
+    (nf, ni, native), (vf, vi, vol) = got
+    assert native == "native" and vol == "h5pyvol"
+    assert (nf != floats).any() and (ni != ints).any()  # the filter did lose something
+    np.testing.assert_array_equal(vf, nf)
+    np.testing.assert_array_equal(vi, ni)
