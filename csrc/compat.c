@@ -12,6 +12,8 @@
  * H5PYVOL_NO_COMPAT=1 turns this off.
  *
  * An old-style object address is the first 8 bytes of the object's token.
+ * libhdf5_hl's dimension scales get the reference functions too, and are
+ * told our objects are native when such an address can name them.
  */
 #define _GNU_SOURCE
 #include "pv.h"
@@ -485,6 +487,33 @@ static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void
     return space;
 }
 
+/* ---- dimension scales ---- */
+
+/* HDF5's dimension scales (H5DS, in libhdf5_hl) store 1.12-style references
+ * for objects of any connector but the native one, and h5py has no numpy
+ * type for those: it could not read a dimension scale's attributes. For
+ * objects of this connector whose tokens fit a 1.10-style reference (served
+ * above), H5DS is told "native" and stores what it stores in native files.
+ * Patched in libhdf5_hl only. */
+static herr_t compat_H5VLobject_is_native(hid_t obj_id, hbool_t *is_native)
+{
+    REAL(H5VLobject_is_native);
+    H5O_info2_t info;
+    herr_t      got = -1;
+
+    if (!is_native || !is_ours(obj_id))
+        return real_H5VLobject_is_native(obj_id, is_native);
+    H5E_BEGIN_TRY
+    {
+        got = H5Oget_info3(obj_id, &info, H5O_INFO_BASIC);
+    }
+    H5E_END_TRY
+    if (got < 0 || info.token.__data[0] == 0 || info.token.__data[0] > sizeof(hobj_ref_t) - 1)
+        return real_H5VLobject_is_native(obj_id, is_native);
+    *is_native = true;
+    return 0;
+}
+
 /* ---- pointing other objects' import slots here ---- */
 
 #if defined(__x86_64__)
@@ -495,34 +524,41 @@ static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void
 #define PV_R_GLOB_DAT R_AARCH64_GLOB_DAT
 #endif
 
+/* Where a hook goes: every loaded object but HDF5's own libraries; those
+ * and libhdf5_hl (whose H5DS calls the 1.10 reference functions); or
+ * libhdf5_hl only. */
+enum { PV_OUTSIDE_HDF5, PV_ALSO_HL, PV_HL_ONLY };
+
 static const struct {
     const char *name;
     void       *fn;
+    int         where;
 } hooks[] = {
-    {"H5Lget_info1", (void *)compat_H5Lget_info1},
-    {"H5Lget_info_by_idx1", (void *)compat_H5Lget_info_by_idx1},
-    {"H5Literate1", (void *)compat_H5Literate1},
-    {"H5Literate_by_name1", (void *)compat_H5Literate_by_name1},
-    {"H5Lvisit1", (void *)compat_H5Lvisit1},
-    {"H5Lvisit_by_name1", (void *)compat_H5Lvisit_by_name1},
-    {"H5Oget_info1", (void *)compat_H5Oget_info1},
-    {"H5Oget_info_by_name1", (void *)compat_H5Oget_info_by_name1},
-    {"H5Oget_info_by_idx1", (void *)compat_H5Oget_info_by_idx1},
-    {"H5Ovisit1", (void *)compat_H5Ovisit1},
-    {"H5Ovisit_by_name1", (void *)compat_H5Ovisit_by_name1},
-    {"H5Rcreate", (void *)compat_H5Rcreate},
-    {"H5Rdereference2", (void *)compat_H5Rdereference2},
-    {"H5Rget_obj_type2", (void *)compat_H5Rget_obj_type2},
-    {"H5Rget_region", (void *)compat_H5Rget_region},
-    {"H5Rget_name", (void *)compat_H5Rget_name},
+    {"H5VLobject_is_native", (void *)compat_H5VLobject_is_native, PV_HL_ONLY},
+    {"H5Lget_info1", (void *)compat_H5Lget_info1, PV_OUTSIDE_HDF5},
+    {"H5Lget_info_by_idx1", (void *)compat_H5Lget_info_by_idx1, PV_OUTSIDE_HDF5},
+    {"H5Literate1", (void *)compat_H5Literate1, PV_OUTSIDE_HDF5},
+    {"H5Literate_by_name1", (void *)compat_H5Literate_by_name1, PV_OUTSIDE_HDF5},
+    {"H5Lvisit1", (void *)compat_H5Lvisit1, PV_OUTSIDE_HDF5},
+    {"H5Lvisit_by_name1", (void *)compat_H5Lvisit_by_name1, PV_OUTSIDE_HDF5},
+    {"H5Oget_info1", (void *)compat_H5Oget_info1, PV_OUTSIDE_HDF5},
+    {"H5Oget_info_by_name1", (void *)compat_H5Oget_info_by_name1, PV_OUTSIDE_HDF5},
+    {"H5Oget_info_by_idx1", (void *)compat_H5Oget_info_by_idx1, PV_OUTSIDE_HDF5},
+    {"H5Ovisit1", (void *)compat_H5Ovisit1, PV_OUTSIDE_HDF5},
+    {"H5Ovisit_by_name1", (void *)compat_H5Ovisit_by_name1, PV_OUTSIDE_HDF5},
+    {"H5Rcreate", (void *)compat_H5Rcreate, PV_ALSO_HL},
+    {"H5Rdereference2", (void *)compat_H5Rdereference2, PV_ALSO_HL},
+    {"H5Rget_obj_type2", (void *)compat_H5Rget_obj_type2, PV_ALSO_HL},
+    {"H5Rget_region", (void *)compat_H5Rget_region, PV_ALSO_HL},
+    {"H5Rget_name", (void *)compat_H5Rget_name, PV_ALSO_HL},
 };
 
 #ifdef PV_R_JUMP_SLOT
-static void *hook_for(const char *name)
+static void *hook_for(const char *name, int in_hl)
 {
     for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
         if (strcmp(name, hooks[i].name) == 0)
-            return hooks[i].fn;
+            return (in_hl ? hooks[i].where != PV_OUTSIDE_HDF5 : hooks[i].where != PV_HL_ONLY) ? hooks[i].fn : NULL;
     return NULL;
 }
 
@@ -552,14 +588,14 @@ static void patch_slot(void **slot, void *fn, const struct dl_phdr_info *info)
 }
 
 static void patch_relocs(const ElfW(Rela) *rel, size_t size, const ElfW(Sym) *symtab, const char *strtab,
-                         const struct dl_phdr_info *info)
+                         const struct dl_phdr_info *info, int in_hl)
 {
     for (size_t i = 0; i < size / sizeof *rel; i++) {
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
         void         *fn;
         if (type != PV_R_JUMP_SLOT && type != PV_R_GLOB_DAT)
             continue;
-        fn = hook_for(strtab + symtab[ELF64_R_SYM(rel[i].r_info)].st_name);
+        fn = hook_for(strtab + symtab[ELF64_R_SYM(rel[i].r_info)].st_name, in_hl);
         if (fn)
             patch_slot((void **)(info->dlpi_addr + rel[i].r_offset), fn, info);
     }
@@ -575,9 +611,14 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *self_base)
     uintptr_t         base = info->dlpi_addr;
 
     (void)size;
-    /* Leave HDF5 itself and this plugin alone; skip the vDSO. */
-    if ((void *)base == self_base || !info->dlpi_name || strstr(info->dlpi_name, "libhdf5") ||
-        strstr(info->dlpi_name, "linux-vdso"))
+    int              in_hl;
+
+    /* Leave HDF5 itself (but for libhdf5_hl's few hooks) and this plugin
+     * alone; skip the vDSO. */
+    if ((void *)base == self_base || !info->dlpi_name || strstr(info->dlpi_name, "linux-vdso"))
+        return 0;
+    in_hl = strstr(info->dlpi_name, "libhdf5_hl") != NULL;
+    if (strstr(info->dlpi_name, "libhdf5") && !in_hl)
         return 0;
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
@@ -598,9 +639,9 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *self_base)
     if (!symtab || !strtab)
         return 0;
     if (jmprel)
-        patch_relocs(jmprel, jmprel_size, symtab, strtab, info);
+        patch_relocs(jmprel, jmprel_size, symtab, strtab, info, in_hl);
     if (rela)
-        patch_relocs(rela, rela_size, symtab, strtab, info);
+        patch_relocs(rela, rela_size, symtab, strtab, info, in_hl);
     return 0;
 }
 

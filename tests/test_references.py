@@ -275,20 +275,28 @@ def test_dimension_scales_as_native(tmp_path):
     assert native[0]["keys"] == [["X"], ["Y", ""]] and native[2]["lens"] == [1, 1]  # the runs did something
 
 
-def test_dimension_list_holds_new_style_references(tmp_path):
-    """Through a non-native connector H5DS stores H5R_ref_t (H5T_STD_REF),
-    which h5py cannot turn into a numpy dtype; the connector keeps their
-    stored form, and refuses nothing else about the file."""
-    with h5pyvol.File(str(tmp_path / "v.h5"), "w", connector="memory") as f:
-        d = f.create_dataset("data", data=np.arange(3))
-        x = f.create_dataset("x", data=np.arange(3))
-        x.make_scale("X")
-        d.dims[0].attach_scale(x)
-        attr = h5pyvol.node_of(d).open_attribute("DIMENSION_LIST")
-        assert attr.meta.dtype == h5py.vlen_dtype(np.dtype("V22"))
-        (stored,) = attr.read()
-        assert len(stored) == 1 and stored[0].tobytes()[0] == 2  # H5R_OBJECT2, inline: no blob
-        assert not h5pyvol.node_of(f)._store.blobs
+def test_dimension_list_holds_references_as_in_native_files(tmp_path):
+    """HDF5's dimension scales store 1.12-style references (H5R_ref_t) for
+    objects of any non-native connector, which h5py cannot read; for a
+    connector whose tokens fit a 1.10-style reference the plugin has them
+    stored as in native files, so h5py reads DIMENSION_LIST as it does there."""
+    got = {}
+    for kind in ("native", "memory"):
+        path = str(tmp_path / f"{kind}.h5")
+        with (h5py.File(path, "w") if kind == "native" else h5pyvol.File(path, "w", connector="memory")) as f:
+            d = f.create_dataset("data", data=np.arange(3))
+            x = f.create_dataset("x", data=np.arange(3))
+            x.make_scale("X")
+            d.dims[0].attach_scale(x)
+            (refs,) = d.attrs["DIMENSION_LIST"]
+            got[kind] = (d.attrs["DIMENSION_LIST"].dtype, [f[r].name for r in refs], sorted(dict(d.attrs)),
+                         h5pyvol.connector_name(f.id))
+            if kind == "memory":
+                attr = h5pyvol.node_of(d).open_attribute("DIMENSION_LIST")
+                assert attr.meta.dtype == h5py.vlen_dtype(np.dtype("V8"))  # hobj_ref_t, not H5R_ref_t
+                assert not h5pyvol.node_of(f)._store.blobs
+    assert got["memory"][:3] == got["native"][:3] and got["memory"][3] == "h5pyvol"
+    assert got["native"][1] == ["/x"]
 
 
 # ---------------------------------------------------------------- H5R from C
