@@ -34,7 +34,8 @@ import numpy as np
 from h5pyvol import connector as api
 from h5pyvol.selection import Selection
 
-FORMAT = "h5pyvol-rados/1"
+FORMAT = "h5pyvol-rados/2"  # 2: a datatype's refs also count the arrays created with it
+FORMATS_READ = ("h5pyvol-rados/1", FORMAT)
 HEAD_PREFIX = "h5pyvol.f."  # + the HDF5 file name
 DATA_PREFIX = "h5pyvol.d."  # + file id . token . chunk coords . generation
 DEFAULT_CHUNK_BYTES = 4 << 20
@@ -395,6 +396,7 @@ class RadosNode(api.Node):
         self._file._check_writable()
         attr = self._attrs[name] = RadosAttribute(self, meta)
         self._attrs_dirty = True
+        self._file.hold_type(meta.committed_type)
         return attr
 
     def open_attribute(self, name: str) -> api.Attribute:
@@ -407,13 +409,18 @@ class RadosNode(api.Node):
         self._file._check_writable()
         if name not in self._attrs:
             raise KeyError(f"no attribute named {name!r}")
-        del self._attrs[name]
+        attr = self._attrs.pop(name)
         self._attrs_dirty = True
+        self._file.release_type(attr.meta.committed_type)
 
     def rename_attribute(self, old: str, new: str) -> None:
         self._file._check_writable()
         self._attrs = {(new if k == old else k): v for k, v in self._attrs.items()}
         self._attrs_dirty = True
+
+    def types_used(self) -> list[bytes]:
+        """The committed datatypes this node's arrays were created with, one per use."""
+        return [a.meta.committed_type for a in self._attrs.values() if a.meta.committed_type]
 
     def record(self) -> dict:
         return {"kind": self.kind, "refs": self.refs}
@@ -507,6 +514,7 @@ class RadosDataset(RadosNode, api.Dataset):
         self._fill: np.ndarray | None = None
         if meta is not None:
             self._set_meta(meta, None)
+            file.hold_type(meta.committed_type)
 
     def _set_meta(self, meta: api.ArrayMeta, chunk: tuple[int, ...] | None) -> None:
         _check_storable(meta.dtype)
@@ -524,6 +532,10 @@ class RadosDataset(RadosNode, api.Dataset):
     def chunk_shape(self) -> tuple[int, ...]:
         """The shape of the chunk each RADOS data object holds."""
         return self._chunk
+
+    def types_used(self) -> list[bytes]:
+        own = [self._meta.committed_type] if self._meta.committed_type else []
+        return super().types_used() + own
 
     def record(self) -> dict:
         return {**super().record(), "meta": _meta_to_json(self._meta), "chunk": list(self._chunk)}
@@ -805,10 +817,28 @@ class RadosFile(api.File):
         node.refs += delta
         node._dirty = True
         if node.refs <= 0 and token != self._root_token:
-            # Unlinked: its records and chunk objects go at the next commit
-            # (open handles keep the Python object alive meanwhile).
+            # Reclaimed: its records and chunk objects go at the next commit
+            # (open handles keep the Python object alive meanwhile). As in
+            # HDF5, its arrays release their committed datatypes and a
+            # group's members lose a link each.
             del self.nodes[token]
             self._removed.append(node)
+            for used in node.types_used():
+                self.release_type(used)
+            if isinstance(node, RadosGroup):
+                for _, link in node.links():
+                    if isinstance(link, api.HardLink):
+                        self._ref(link.token, -1)
+
+    def hold_type(self, token: bytes) -> None:
+        """A dataset or attribute was created with committed datatype `token`
+        (if it still exists): a reference to it, as in HDF5 (its H5Oget_info rc)."""
+        if token and isinstance(self.nodes.get(token), RadosDatatype):
+            self._ref(token, +1)
+
+    def release_type(self, token: bytes) -> None:
+        if token and isinstance(self.nodes.get(token), RadosDatatype):
+            self._ref(token, -1)
 
     # -- the api -----------------------------------------------------------
 
@@ -849,7 +879,7 @@ class RadosFile(api.File):
 
     def load(self, omap: dict[str, bytes]) -> None:
         rec = json.loads(omap["file"])
-        if rec.get("format") != FORMAT:
+        if rec.get("format") not in FORMATS_READ:
             raise OSError(errno.EINVAL, f"RADOS object {self.head!r} is not an h5pyvol file "
                           f"(format {rec.get('format')!r}, expected {FORMAT!r})")
         self.file_id = rec["file_id"]
@@ -873,6 +903,12 @@ class RadosFile(api.File):
                 gen, size = value.decode().split(",")
                 node = self.nodes[bytes.fromhex(tok)]
                 node._chunk_map[_coords_from_key(ckey)] = (int(gen), int(size))
+        if rec["format"] != FORMAT:  # format 1 counted hard links only: add the arrays of each datatype
+            for node in list(self.nodes.values()):
+                for used in node.types_used():
+                    if isinstance(self.nodes.get(used), RadosDatatype):
+                        self.nodes[used].refs += 1
+                        self.nodes[used]._dirty = True
 
     # -- commit ----------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from h5pyvol.selection import Selection
 from ._s3wire import NoCredentials, Wire, WireError
 
 FORMAT = "h5pyvol-s3"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a datatype's nlink also counts the arrays created with it
 MANIFEST = ".manifest.json"
 CHUNKS = ".chunks/"
 
@@ -545,6 +545,7 @@ class _S3Node(api.Node):
         self.nlink = 0
         self._created = int(time.time())
         self._attrs: dict[str, S3Attribute] = {}
+        self.reclaimed = False  # its last link went; an open handle may link it again
         if record:
             self.nlink = record.get("nlink", 0)
             self._created = record.get("created", 0)
@@ -572,6 +573,7 @@ class _S3Node(api.Node):
 
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
         attr = self._attrs[name] = S3Attribute(self._store, meta)
+        self._store.hold_type(meta.committed_type)
         self._store.changed = True
         return attr
 
@@ -579,7 +581,8 @@ class _S3Node(api.Node):
         return self._attrs[name]
 
     def delete_attribute(self, name: str) -> None:
-        del self._attrs[name]
+        attr = self._attrs.pop(name)
+        self._store.release_type(attr.meta.committed_type)
         self._store.changed = True
 
     def rename_attribute(self, old: str, new: str) -> None:
@@ -587,6 +590,10 @@ class _S3Node(api.Node):
             raise KeyError(old)
         self._attrs = {(new if k == old else k): v for k, v in self._attrs.items()}
         self._store.changed = True
+
+    def types_used(self) -> list[bytes]:
+        """The committed datatypes this node's arrays were created with, one per use."""
+        return [a.meta.committed_type for a in self._attrs.values() if a.meta.committed_type]
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "nlink": self.nlink, "created": self._created,
@@ -625,14 +632,14 @@ class S3Group(api.KeepsLinkOrders, _S3Node, api.Group):
         orders = self.link_orders  # a number until the bridge notes the real one
         orders.note(name, orders.numbers.get(name, orders.next))
         if isinstance(link, api.HardLink) and link.token in self._store.nodes:
-            self._store.nodes[link.token].nlink += 1
+            self._store.linked(link.token)
         self._store.changed = True
 
     def delete_link(self, name: str) -> None:
         link = self._links.pop(name)
         self.link_orders.forget(name, emptied=not self._links)
-        if isinstance(link, api.HardLink) and link.token in self._store.nodes:
-            self._store.nodes[link.token].nlink -= 1  # unreachable nodes are dropped at the next commit
+        if isinstance(link, api.HardLink):
+            self._store.unlinked(link.token)
         self._store.changed = True
 
     def note_creation_order(self, name: str, order: int) -> None:
@@ -684,6 +691,7 @@ class S3Dataset(_S3Node, api.Dataset):
             self.filters = _filters_of(meta)
             self.chunk_shape = meta.chunks or default_chunks(meta.shape, meta.dtype.itemsize, store.chunk_bytes)
             self.stored = {}
+            store.hold_type(meta.committed_type)
         self._fill: np.ndarray | None = None
 
     # -- the api
@@ -850,6 +858,10 @@ class S3Dataset(_S3Node, api.Dataset):
         self._meta.dtype  # noqa: B018 - derive it here, not in a worker thread
         store.changed = True
 
+    def types_used(self) -> list[bytes]:
+        own = [self._meta.committed_type] if self._meta.committed_type else []
+        return super().types_used() + own
+
     def storage_size(self) -> int:
         size = sum(entry[1] for entry in self.stored.values())
         cached = [c for (tok, c) in self._store.dirty if tok == self._token and self._name(c) not in self.stored]
@@ -1000,6 +1012,11 @@ class _Store:
             token = bytes.fromhex(hexed)
             self.nodes[token] = kinds[record["kind"]](self, token, record)
         self.root = self.nodes[bytes.fromhex(manifest["root"])]
+        if manifest.get("format_version", 1) < 2:  # count the arrays of each committed datatype
+            for node in list(self.nodes.values()):
+                for used in node.types_used():
+                    if isinstance(self.nodes.get(used), S3Datatype):
+                        self.nodes[used].nlink += 1
         self.known = self.references(self.nodes.values())
 
     def add(self, cls, **kw) -> _S3Node:
@@ -1008,6 +1025,46 @@ class _Store:
         node = self.nodes[token] = cls(self, token, None, **kw)
         self.changed = True
         return node
+
+    # -- reference counts (HDF5's: hard links, and arrays created with a committed datatype)
+
+    def linked(self, token: bytes) -> None:
+        """A new hard link to node `token`, which may have been reclaimed while open."""
+        node = self.nodes[token]
+        node.nlink += 1
+        if node.reclaimed:
+            node.reclaimed = False
+            for used in node.types_used():
+                self.hold_type(used)
+
+    def unlinked(self, token: bytes) -> None:
+        """Node `token` lost a reference. At none it is reclaimed, as in HDF5:
+        its arrays release their committed datatypes and, for a group, its
+        members lose a link each. Unreachable nodes are dropped at the next commit."""
+        node = self.nodes.get(token)
+        if node is None or node.reclaimed:  # reclaimed already, e.g. through a cycle of hard links
+            return
+        node.nlink -= 1
+        self.changed = True
+        if node.nlink > 0 or node is self.root:
+            return
+        node.reclaimed = True
+        for used in node.types_used():
+            self.release_type(used)
+        if isinstance(node, S3Group):
+            for _, link in node.links():
+                if isinstance(link, api.HardLink):
+                    self.unlinked(link.token)
+
+    def hold_type(self, token: bytes) -> None:
+        """A dataset or attribute was created with committed datatype `token`
+        (if it still exists): a reference to it, as in HDF5 (its H5Oget_info rc)."""
+        if token and isinstance(self.nodes.get(token), S3Datatype):
+            self.linked(token)
+
+    def release_type(self, token: bytes) -> None:
+        if token and isinstance(self.nodes.get(token), S3Datatype):
+            self.unlinked(token)
 
     # -- keys
 
@@ -1118,15 +1175,19 @@ class _Store:
     # -- commit
 
     def reachable(self) -> list[_S3Node]:
+        """The nodes the file keeps: reached from the root through hard links
+        and, for committed datatypes, through the arrays created with them."""
         seen: dict[bytes, _S3Node] = {self.root.token: self.root}
-        todo = [self.root]
+        todo: list[_S3Node] = [self.root]
         while todo:
-            group = todo.pop()
-            for _, link in group.links():
-                if isinstance(link, api.HardLink) and link.token not in seen and link.token in self.nodes:
-                    node = seen[link.token] = self.nodes[link.token]
-                    if isinstance(node, S3Group):
-                        todo.append(node)
+            node = todo.pop()
+            links = node.links() if isinstance(node, S3Group) else []
+            targets = [link.token for _, link in links if isinstance(link, api.HardLink)]
+            targets += [t for t in node.types_used() if t in self.nodes and not self.nodes[t].reclaimed]
+            for token in targets:
+                if token not in seen and token in self.nodes:
+                    seen[token] = self.nodes[token]
+                    todo.append(self.nodes[token])
         return list(seen.values())
 
     def manifest(self, nodes: list[_S3Node]) -> dict:

@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+import committed_type_refs
 import h5py
 import numpy as np
 import pytest
@@ -418,3 +419,7 @@ def test_h5dump_through_env(hdf5_prefix, tmp_path, opts):
     proc = run([hdf5_prefix / "bin" / "h5dump", "dump.h5"], vol_env(_spec(opts)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DATASET \"grid\"" in proc.stdout and "3, 4, 5" in proc.stdout
+
+
+def test_committed_datatype_counts_its_arrays_as_hdf5_does(opts, tmp_path):
+    committed_type_refs.compare("rados", opts, tmp_path)

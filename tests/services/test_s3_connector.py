@@ -22,6 +22,7 @@ import uuid
 import zlib
 from pathlib import Path
 
+import committed_type_refs
 import h5py
 import numpy as np
 import pytest
@@ -267,7 +268,7 @@ def test_manifest_is_json_with_base64_metadata(s3):
         f["g/d"] = np.arange(3, dtype="i8")
         f["g"].attrs["note"] = "hello"
     manifest = json.loads(client.get_object(Bucket=opts["bucket"], Key="m.h5/.manifest.json")["Body"].read())
-    assert manifest["format"] == "h5pyvol-s3" and manifest["format_version"] == 1
+    assert manifest["format"] == "h5pyvol-s3" and manifest["format_version"] == 2
     kinds = sorted(n["kind"] for n in manifest["nodes"].values())
     assert kinds == ["dataset", "group", "group"]
     root = manifest["nodes"][manifest["root"]]
@@ -794,3 +795,7 @@ def test_hdf5_api_suite_through_s3_has_no_regressions(ceph, tmp_path):
     assert "not compared" not in proc.stderr, proc.stderr  # the label matches the recorded results
     now = json.loads((tmp_path / "now.json").read_text())["modes"]["h5pyvol s3"]
     assert sum(g["passed"] for g in now.values()) >= 1000  # the suite really ran through the connector
+
+
+def test_committed_datatype_counts_its_arrays_as_hdf5_does(s3, tmp_path):
+    committed_type_refs.compare("s3", s3[1], tmp_path)

@@ -25,20 +25,6 @@ from support import run, vol_env  # noqa: E402
 
 import h5pyvol  # noqa: E402
 
-# Differences that remain, each with its cause (docs/tools.md). Nothing else may differ.
-KNOWN = {
-    # A committed datatype's reference count does not count the datasets and
-    # attributes that use it (the bridge does not tell connectors about those uses).
-    "h5ls -r -v": {("-    Links:     3\n", "+    Links:     1\n")},
-}
-
-
-def differences(c: compare_tools.Comparison) -> set[tuple[str, str]]:
-    """The changed lines of a diff, paired removed/added in order."""
-    removed = [line for line in c.diff if line.startswith("-") and not line.startswith("---")]
-    added = [line for line in c.diff if line.startswith("+") and not line.startswith("+++")]
-    return set(zip(removed, added, strict=False)) | ({("unpaired", "")} if len(removed) != len(added) else set())
-
 
 def write_both(writer: str, compile_c, native_dir: Path, spec: str) -> None:
     """Write the writer's sample natively into native_dir and through connector `spec`."""
@@ -66,8 +52,7 @@ def check_tools(writer: str, compile_c, tmp_path: Path, spec: str) -> None:
     for c in compare_tools.compare(native_dir / "sample.h5", spec):
         assert c.native.returncode == 0 and c.through.returncode == 0, "".join(c.diff)
         assert c.through.stdout.count("\n") > 50  # the tool printed the file through the connector
-        unexplained = differences(c) - KNOWN.get(c.invocation, set())
-        assert not unexplained, f"{c.invocation}:\n" + "".join(c.diff)
+        assert not c.diff, f"{c.invocation}:\n" + "".join(c.diff)
 
 
 @pytest.fixture
