@@ -20,8 +20,9 @@ HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
 PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff)
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+PV_SCRIPT=bootstrap
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # step, die, apt_install
 
 usage() {
   sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -39,15 +40,6 @@ at_least_1_14() { # $1 = version string
   local major minor
   IFS=. read -r major minor _ <<<"$1"
   [ "$major" -gt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -ge 14 ]; }
-}
-
-apt_install() { # installs Debian packages that are missing
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  step "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 build_hdf5() { # $1 = Debian version, $2 = install prefix

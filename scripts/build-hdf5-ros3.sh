@@ -21,8 +21,9 @@ HDF5_DEB_VERSION="1.14.6+repack-2" # the version scripts/bootstrap.sh builds
 H5PY_VERSION=3.16.0
 VENV=${1:-$CACHE/bench-ros3-venv}
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'build-hdf5-ros3: error: %s\n' "$*" >&2; exit 1; }
+PV_SCRIPT=build-hdf5-ros3
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # step, die, apt_install
 
 case "${1:-}" in
   -h | --help)
@@ -34,15 +35,6 @@ esac
 
 PREFIX="$CACHE/hdf5-$HDF5_DEB_VERSION-ros3"
 LOG="$CACHE/logs/hdf5-$HDF5_DEB_VERSION-ros3.log"
-
-apt_install() { # installs Debian packages that are missing
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  step "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 build_hdf5() {
   local src build="$CACHE/src/hdf5-$HDF5_DEB_VERSION/build-ros3" generator=()
