@@ -173,6 +173,24 @@ def stop_seaweedfs(info: dict | None = None) -> None:
 
 # --- clients -----------------------------------------------------------------
 
+def set_aws_env(monkeypatch, info: dict, **override: str) -> None:
+    """Credentials for the S3 server `info` through the environment only (the
+    AWS chain; processes started now inherit them), nothing else."""
+    values = {
+        "AWS_ACCESS_KEY_ID": info["access_key"],
+        "AWS_SECRET_ACCESS_KEY": info["secret_key"],
+        "AWS_DEFAULT_REGION": info["region"],
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **override,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
 def s3_client(info: dict, access_key: str | None = None, secret_key: str | None = None, **config):
     """A boto3 S3 client for a started service (keys overridable for fault tests)."""
     import boto3

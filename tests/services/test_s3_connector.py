@@ -55,23 +55,6 @@ def _drop_bucket(client, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-def _aws_env(monkeypatch, server: dict, **override: str) -> None:
-    """Credentials through the environment only (the AWS chain), nothing else."""
-    values = {
-        "AWS_ACCESS_KEY_ID": server["access_key"],
-        "AWS_SECRET_ACCESS_KEY": server["secret_key"],
-        "AWS_DEFAULT_REGION": server["region"],
-        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        **override,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-
-
 @pytest.fixture
 def s3(s3_server, monkeypatch):
     """A fresh bucket: (boto3 client, connector options). Removed afterwards."""
@@ -81,7 +64,7 @@ def s3(s3_server, monkeypatch):
     client = servers.s3_client(s3_server)
     bucket = f"h5pyvol-s3c-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
-    _aws_env(monkeypatch, s3_server)
+    servers.set_aws_env(monkeypatch, s3_server)
     yield client, {"bucket": bucket, "endpoint_url": s3_server["endpoint"], "timeout": "5"}
     _drop_bucket(client, bucket)
     gc.collect()
@@ -658,7 +641,7 @@ def test_server_dies_during_a_big_write(throwaway_seaweedfs, monkeypatch, fault)
     from h5pyvol.connectors.s3 import S3Connector
 
     server = throwaway_seaweedfs
-    _aws_env(monkeypatch, server)
+    servers.set_aws_env(monkeypatch, server)
     client = servers.s3_client(server)
     bucket = f"h5pyvol-fault-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
@@ -728,7 +711,7 @@ def test_failed_close_names_its_cause(throwaway_seaweedfs, monkeypatch, fault):
     The file id stays open, a second close releases it, and the last commit
     reads intact once the server is back."""
     server = throwaway_seaweedfs
-    _aws_env(monkeypatch, server)
+    servers.set_aws_env(monkeypatch, server)
     client = servers.s3_client(server)
     bucket = f"h5pyvol-close-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)

@@ -62,10 +62,7 @@ def bucket_spec(s3_server, monkeypatch):
     client = servers.s3_client(s3_server)
     bucket = f"h5pyvol-tools-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["access_key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret_key"])
-    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server["region"])
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    servers.set_aws_env(monkeypatch, s3_server)
     yield client, bucket, h5pyvol.connector_string("s3", bucket=bucket, endpoint_url=s3_server["endpoint"])
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for o in page.get("Contents", []):
