@@ -51,7 +51,7 @@ def per_call(fn, n: int, repeat: int = 5) -> float:
     return best * 1e6
 
 
-def per_call_interleaved(fns: dict, n: int, rounds: int = 7) -> dict[str, float]:
+def per_call_interleaved(fns: dict, n: int, rounds: int = 25) -> dict[str, float]:
     """Best per-call microseconds of each function, timed in alternation so
     that a busy moment of the machine weighs on all of them alike."""
     best = dict.fromkeys(fns, float("inf"))
