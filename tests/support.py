@@ -21,6 +21,13 @@ def vol_env(spec: str = "memory", **extra: str) -> dict[str, str]:
     return env
 
 
+def native_env() -> dict[str, str]:
+    """The same environment with no connector selected: native HDF5."""
+    env = vol_env()
+    del env["HDF5_VOL_CONNECTOR"]
+    return env
+
+
 def run(cmd, env, cwd=None, timeout=120) -> subprocess.CompletedProcess:
     """Run a program; a crash (signal) fails the test with its output."""
     proc = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)

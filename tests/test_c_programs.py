@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import run, vol_env
+from support import native_env, run, vol_env
 
 
 def test_c_program_roundtrip_through_memory_connector(compile_c, tmp_path):
@@ -14,8 +14,7 @@ def test_c_program_roundtrip_through_memory_connector(compile_c, tmp_path):
 
 def test_check_catches_native_fallback(compile_c, tmp_path):
     # Without our connector the program must notice: this guards the check itself.
-    env = vol_env("memory")
-    del env["HDF5_VOL_CONNECTOR"]
+    env = native_env()
     proc = run([compile_c("roundtrip")], env, cwd=tmp_path)
     assert proc.returncode != 0
     assert "connector: native" in proc.stdout
@@ -52,8 +51,7 @@ def test_object_accounting_as_native(compile_c, tmp_path):
     # names of moved and unlinked objects, references to committed datatypes,
     # attribute creation properties, object times and mounting.
     prog = compile_c("object_accounting")
-    env = vol_env("memory")
-    del env["HDF5_VOL_CONNECTOR"]
+    env = native_env()
     (tmp_path / "n").mkdir()
     (tmp_path / "v").mkdir()
     native = run([prog], env, cwd=tmp_path / "n")

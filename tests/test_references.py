@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from h5py import h5a, h5ds, h5s, h5t
 from h5py._hl import selections
-from support import run, vol_env
+from support import native_env, run, vol_env
 
 import h5pyvol
 from h5pyvol import connector as api
@@ -308,27 +308,25 @@ def _lines(proc) -> list[str]:
     return [line for line in proc.stdout.splitlines() if not line.startswith(("connector:", "attribute ref 2 equal"))]
 
 
-def test_c_program_references_as_native(compile_c, tmp_path):
-    prog = compile_c("references")
-    env = vol_env("memory")
-    del env["HDF5_VOL_CONNECTOR"]
-    native = run([prog, "n.h5"], env, cwd=tmp_path)
+def _run_natively_and_through_memory(prog, tmp_path):
+    """(native run, run through the memory connector) of a C program, each
+    checked to succeed and to name the connector that served it."""
+    native = run([prog, "n.h5"], native_env(), cwd=tmp_path)
     assert native.returncode == 0 and "connector: native" in native.stdout, native.stdout + native.stderr
     vol = run([prog, "v.h5"], vol_env("memory"), cwd=tmp_path)
     assert vol.returncode == 0 and "connector: h5pyvol" in vol.stdout, vol.stdout + vol.stderr
+    return native, vol
+
+
+def test_c_program_references_as_native(compile_c, tmp_path):
+    native, vol = _run_natively_and_through_memory(compile_c("references"), tmp_path)
     assert _lines(vol) == _lines(native)
     assert "region values: 4 9 16" in vol.stdout and "PASS" in vol.stdout
 
 
 def test_c_program_old_style_references_as_native(compile_c, tmp_path):
     """H5Rcreate/H5Rdereference2/H5Rget_region from C, served by the plugin's compat layer."""
-    prog = compile_c("old_references")
-    env = vol_env("memory")
-    del env["HDF5_VOL_CONNECTOR"]
-    native = run([prog, "n.h5"], env, cwd=tmp_path)
-    assert native.returncode == 0 and "connector: native" in native.stdout, native.stdout + native.stderr
-    vol = run([prog, "v.h5"], vol_env("memory"), cwd=tmp_path)
-    assert vol.returncode == 0 and "connector: h5pyvol" in vol.stdout, vol.stdout + vol.stderr
+    native, vol = _run_natively_and_through_memory(compile_c("old_references"), tmp_path)
     assert vol.stdout.splitlines()[1:] == native.stdout.splitlines()[1:]
     assert "region 0 values: 11 12 13 21 22 23" in vol.stdout and "PASS" in vol.stdout
 

@@ -3,7 +3,7 @@ exit, before (C host) or after (h5py host) Python has shut down."""
 
 from __future__ import annotations
 
-from support import run, run_python, vol_env
+from support import native_env, run, run_python, vol_env
 
 
 def test_c_program_exits_with_open_objects(compile_c, tmp_path):
@@ -25,8 +25,7 @@ def test_h5py_program_exits_with_open_objects_via_environment(tmp_path):
 
 def test_h5py_program_exits_with_open_objects_via_file_helper(tmp_path):
     code = "import h5pyvol\nf = h5pyvol.File('x.h5', 'w')\nf['d'] = [1, 2]\nd = f['d']\nprint('bye')"
-    env = vol_env("memory")
-    del env["HDF5_VOL_CONNECTOR"]
+    env = native_env()
     proc = run_python(code, env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "bye" and proc.stderr == ""
