@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import itertools
+import os
+import socket
 import time
 import weakref
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from h5pyvol import connector as api
 from h5pyvol.selection import Selection
+from h5pyvol.storage import ChunkGrid, ChunkTracker
 
 
 class MemoryAttribute(api.Attribute):
@@ -147,6 +150,7 @@ class MemoryDataset(MemoryNode, api.Dataset):
         super().__init__(store, token)
         self._meta = meta
         self._data: np.ndarray | None = None  # allocated on first write
+        self._chunks: ChunkTracker | None = None  # which chunks were written (for shards)
         for used in self.types_used():
             store.hold_type(used)
 
@@ -164,6 +168,7 @@ class MemoryDataset(MemoryNode, api.Dataset):
         if self._data is None:
             self._data = self._meta.fill_array()
         self._data[selection.index] = data
+        self._tracker().note_write(selection)
         self.touch()
 
     def resize(self, shape: tuple[int, ...]) -> None:
@@ -174,6 +179,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
             grown[common] = self._data[common]
             self._data = grown
         self._meta = meta
+        if self._chunks is not None:
+            self._chunks.resize(meta.shape)
         self.touch()
 
     def types_used(self) -> list[bytes]:
@@ -185,6 +192,33 @@ class MemoryDataset(MemoryNode, api.Dataset):
 
     def is_allocated(self) -> bool:
         return self._data is not None
+
+    def _tracker(self) -> ChunkTracker:
+        if self._chunks is None:
+            meta = self._meta
+            self._chunks = ChunkTracker(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize))
+        return self._chunks
+
+    def shards(self) -> list[api.Shard]:
+        """One shard per chunk of the storage grid; all live in this process."""
+        if self._meta.null:
+            return []
+        tracker = self._tracker()
+        grid = tracker.grid
+        where = {"host": socket.gethostname(), "process": os.getpid()}
+        itemsize = self._meta.dtype.itemsize
+        out = []
+        for cid in grid.ids():
+            box = grid.box(cid)
+            if not tracker.written(cid):
+                out.append(api.Shard(box, 0, None, where, written=False))
+                continue
+            n = 1
+            for s in box:
+                n *= s.stop - s.start
+            zone = tracker.zone(cid, lambda box=box: self._data[box])
+            out.append(api.Shard(box, n * itemsize, None, where, stats=zone))
+        return out
 
 
 class MemoryDatatype(MemoryNode, api.Datatype):

@@ -1,8 +1,9 @@
 """h5pyvol: HDF5 storage backends written in Python, used by every HDF5 program.
 
 For users: `File` opens an `h5py.File` served by a connector,
-`connector_name` tells which VOL connector serves an HDF5 object, and
-`node_of` gives the connector object behind one. For
+`connector_name` tells which VOL connector serves an HDF5 object,
+`node_of` gives the connector object behind one, and `shards` says where a
+dataset's elements are stored (`Shard` records). For
 connector authors: subclass the classes in `h5pyvol.connector` and register
 the `Connector` subclass under the entry-point group ``h5pyvol.connectors``.
 """
@@ -15,7 +16,9 @@ import h5py
 
 from . import connector
 from ._hdf5 import PLUGIN_DIR, connector_name, set_connector
+from .connector import Shard
 from .registry import ConnectorSpec
+from .shards import shards
 
 
 def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
@@ -27,7 +30,8 @@ def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
 
     return find(obj)
 
-__all__ = ["File", "connector", "connector_name", "connector_string", "node_of", "PLUGIN_DIR", "__version__"]
+__all__ = ["File", "Shard", "connector", "connector_name", "connector_string", "node_of", "shards", "PLUGIN_DIR",
+           "__version__"]
 __version__ = "0.1.0"
 
 _DRIVER = "h5pyvol"

@@ -168,6 +168,50 @@ def _empty_object(dtype: np.dtype):
     return None
 
 
+# ---------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One piece of a dataset's stored elements, and where it lives.
+
+    The shards of a dataset (`Dataset.shards`, `h5pyvol.shards`) cover every
+    element exactly once. Clients such as analysis shipping send work to
+    where `location` says a shard is.
+    """
+
+    selection: tuple[slice, ...]
+    """The shard's elements: one slice per dimension (step 1), in dataset
+    coordinates; () for a scalar dataset."""
+    nbytes: int
+    """Bytes stored for the shard (after filters); 0 when never written."""
+    key: str | None
+    """The name of the object or chunk holding the shard, or None when it has
+    none of its own (never written, or not stored separately)."""
+    location: dict = field(default_factory=dict, compare=False)
+    """Where the shard is, as the connector knows it: for example ``host``,
+    ``process``, ``bucket``, ``osds`` and ``primary``, or a native file's
+    ``offset``. Plain JSON values."""
+    written: bool = True
+    """False for a chunk never written: its elements read as the fill value."""
+    stats: dict | None = field(default=None, compare=False)
+    """A zone map of the stored values, when the connector keeps one:
+    ``min`` and ``max`` (plain Python numbers); None when unknown."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shard's extent."""
+        return tuple(s.stop - s.start for s in self.selection)
+
+    @property
+    def size(self) -> int:
+        """The number of elements in the shard."""
+        n = 1
+        for s in self.selection:
+            n *= s.stop - s.start
+        return n
+
+
 # ---------------------------------------------------------------- nodes
 
 
@@ -349,6 +393,18 @@ class Dataset(Node):
     def is_allocated(self) -> bool:
         """Whether storage exists for the elements (H5Dget_space_status)."""
         return True
+
+    def shards(self) -> list[Shard]:
+        """The dataset's elements as `Shard` records that cover each element
+        exactly once, with where each one is stored. The default is one shard
+        for the whole dataset, with no key and no location; connectors that
+        store chunks apart give one shard per chunk of their grid
+        (`h5pyvol.storage.ChunkGrid`), unwritten chunks included."""
+        meta = self.meta
+        if meta.null:
+            return []  # no elements to cover
+        return [Shard(tuple(slice(0, n) for n in meta.shape), self.storage_size(), None, {},
+                      written=self.is_allocated())]
 
 
 class Datatype(Node):

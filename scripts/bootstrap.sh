@@ -18,7 +18,8 @@ VENV=${H5PYVOL_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
 HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
-PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff)
+# mpich + mpi4py + pytest-mpi: the MPI test stage (tests/mpi) of scripts/test.sh.
+PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff mpich mpi4py pytest-mpi)
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh
@@ -120,12 +121,15 @@ ensure_venv() { # $1 = HDF5 prefix
   local hdf5=$1 key stamp wheeldir
   key="h5py-$H5PY_VERSION-$(printf '%s' "$hdf5" | sha1sum | cut -c1-12)"
   wheeldir="$CACHE/wheels/$key"
+  # The stamp also names the tool list, so adding a dependency reinstalls.
+  local deps_key
+  deps_key="$key-$(printf '%s ' "${PYTHON_DEPS[@]}" | sha1sum | cut -c1-8)"
   stamp="$VENV/.h5pyvol-deps"
   if [ ! -x "$VENV/bin/python" ]; then
     step "creating virtualenv $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$deps_key" ]; then
     step "installing build and test tools into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$VENV/bin/pip" install -q "${PYTHON_DEPS[@]}"
@@ -137,7 +141,7 @@ ensure_venv() { # $1 = HDF5 prefix
       rm -rf "$wheeldir" && mv "$wheeldir.tmp" "$wheeldir"
     fi
     "$VENV/bin/pip" install -q --force-reinstall --no-deps "$wheeldir"/h5py-*.whl
-    echo "$key" >"$stamp"
+    echo "$deps_key" >"$stamp"
   fi
 }
 

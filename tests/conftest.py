@@ -21,6 +21,13 @@ if Path(h5pyvol.__file__).resolve().parent == TESTS.parent / "h5pyvol":
     raise RuntimeError("tests imported h5pyvol from the source tree; run them with scripts/test.sh (python -P)")
 
 
+def pytest_ignore_collect(collection_path, config):
+    """tests/mpi runs only under mpiexec with --with-mpi (scripts/test.sh does both)."""
+    if collection_path.name == "mpi" and collection_path.parent == TESTS:
+        return not config.getoption("with_mpi", default=False)
+    return None
+
+
 @pytest.fixture(scope="session")
 def hdf5_flags() -> list[str]:
     out = subprocess.run(
