@@ -591,6 +591,7 @@ class ChunkedFile(api.File):
         self._counter = itertools.count()
         self.seq = 0  # commits of this session: part of chunk versions
         self.registered = False
+        self.lost: SessionLost | None = None  # this session was taken for dead: no commit any more
         self.uploaded: dict[str, tuple[str, str, str]] = {}  # key -> (token, chunk, version), since the last commit
         self.deferred: set[str] = set()  # superseded keys open handles still use: removed at close
         self.cache: dict[tuple[bytes, tuple[int, ...]], np.ndarray] = {}
@@ -890,15 +891,18 @@ class ChunkedFile(api.File):
         """Merge `changes` onto the head and store it conditionally, reloading and
         merging again while other writers commit in between."""
         for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if self.lost is not None:
+                raise self.lost
             if self.registered and self.session not in (self.head.get("sessions") or {}):
                 # Another writer took this session for a dead one's and deleted its unnamed uploads.
                 self.registered = False
                 changes.sessions.pop(self.session, None)
                 if self.uploaded:
-                    raise SessionLost(
+                    self.lost = SessionLost(
                         errno.ESTALE, f"the writer session {self.session} of {self.name!r} was collected as dead "
-                        f"by another writer (no sign of life for {self.connector.orphan_grace:g} s): chunks "
-                        "uploaded since its last commit may be gone, so nothing more was committed; reopen the file")
+                        "by another writer (silent for longer than that writer's orphan_grace): chunks uploaded "
+                        "since its last commit may be gone, so nothing more was committed; reopen the file")
+                    raise self.lost
             merged = merge(self.head, changes, self, self.key_of)
             merged.touched.everything = self.rewrite
             try:
@@ -1064,14 +1068,15 @@ class ChunkedConnector(api.Connector):
         backend.delete_head(name)  # from here on the file no longer exists
         backend.delete(self._all_chunks(name, head))
 
-    def vacuum(self, name: str, *, dry_run: bool = False,
+    def vacuum(self, name: str, *, dry_run: bool = False, grace: float | None = None,
                progress: Callable[[str], None] | None = None) -> VacuumReport:
         """Find, and unless `dry_run` delete, the chunk objects of `name` that no
         committed state names and no live writer may still commit: leftovers of
         writers that died (or of failed deletions). Sessions of dead writers
-        (silent for longer than ``orphan_grace``) are removed from the head
-        first. Safe while other writers work on the file."""
+        (silent for longer than `grace`, default ``orphan_grace``) are removed
+        from the head first. Safe while other writers work on the file."""
         say = progress or (lambda _msg: None)
+        grace = self.orphan_grace if grace is None else grace
         backend = self.backend
         name = backend.file_name(name)
         report = VacuumReport(name, dry_run=dry_run)
@@ -1081,7 +1086,7 @@ class ChunkedConnector(api.Connector):
         f = ChunkedFile(self, name, writable=not dry_run)
         f.load(head, version)
         now = time.time()
-        stale = {sid for sid, s in (head.get("sessions") or {}).items() if now - s.get("seen", 0) > self.orphan_grace}
+        stale = {sid for sid, s in (head.get("sessions") or {}).items() if now - s.get("seen", 0) > grace}
         if stale and not dry_run:
             say(f"removing {len(stale)} dead writer session(s) from the head")
             with f._lock:
@@ -1096,7 +1101,7 @@ class ChunkedConnector(api.Connector):
         f.head = head
         refs = f.named_keys()
         now = time.time()
-        live = {sid for sid, s in (head.get("sessions") or {}).items() if now - s.get("seen", 0) <= self.orphan_grace}
+        live = {sid for sid, s in (head.get("sessions") or {}).items() if now - s.get("seen", 0) <= grace}
         for key in keys:
             if key in refs:
                 continue
