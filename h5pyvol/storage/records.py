@@ -75,8 +75,8 @@ def hard_targets(record: dict) -> list[str]:
 
 
 def chunk_name(cid: tuple[int, ...]) -> str:
-    """A chunk's name in a dataset record: its grid coordinates joined by '.' ("0" for a scalar)."""
-    return ".".join(map(str, cid)) if cid else "0"
+    """A chunk's name in a dataset record: its grid coordinates joined by '.' ("" for a scalar)."""
+    return ".".join(map(str, cid))
 
 
 def chunk_cid(name: str, rank: int) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+import h5py
 import servers
 
 import h5pyvol
@@ -52,7 +53,7 @@ class Store:
         keys: set[str] = set()
         with h5pyvol.File(name, "r", self.connector, **self.options) as f:
             def visit(_, obj):
-                if hasattr(obj, "dtype") and obj.shape is not None:
+                if isinstance(obj, h5py.Dataset) and obj.shape is not None:
                     keys.update(s.key for s in h5pyvol.shards(obj) if s.written)
             f.visititems(visit)
         return keys
