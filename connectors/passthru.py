@@ -669,6 +669,12 @@ class PassthruDataset(PassthruNode, api.Dataset):
     def is_allocated(self) -> bool:
         return self._id.get_space_status() != h5d.SPACE_STATUS_NOT_ALLOCATED
 
+    def shards(self) -> list[api.Shard]:
+        """As for the native file underneath: chunks with their file offsets (`h5pyvol.shards`)."""
+        from h5pyvol.shards import native_shards
+
+        return native_shards(self._id, self._file.path)
+
     def flush(self) -> None:
         self._id.flush()
 
