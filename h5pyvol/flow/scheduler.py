@@ -33,6 +33,24 @@ TAG_WORK, TAG_DONE, TAG_READ, TAG_DATA = 11, 12, 13, 14
 IN_FLIGHT = 2
 
 
+class Outbox:
+    """Sends that never block: two ranks each sending a large message to the
+    other with a blocking send would wait for each other forever."""
+
+    def __init__(self, comm) -> None:
+        self.comm = comm
+        self.requests: list = []
+
+    def send(self, msg, dest: int, tag: int) -> None:
+        self.requests = [r for r in self.requests if not r.Test()]
+        self.requests.append(self.comm.isend(msg, dest=dest, tag=tag))
+
+    def drain(self) -> None:
+        for r in self.requests:
+            r.wait()
+        self.requests = []
+
+
 def _poll(comm, source: int, tag: int, serve=None):
     """Receive a message without MPI's busy wait (it would take a core from the other ranks)."""
     from mpi4py import MPI
@@ -56,6 +74,12 @@ class SnapshotRows:
         self.comm = comm
         self.objects: dict[str, tuple[str, DatasetInfo | None, int]] = snapshot["objects"]
         self.attrs_of: dict[str, dict] = snapshot["attrs"]
+        self.visible: dict[str, int] = {}
+
+    def show_generated(self, lengths: dict[str, int]) -> None:
+        """The generator's rows up to the current chunk are final: let stages read them all
+        (a stage may look back, e.g. over a rolling buffer of earlier events)."""
+        self.visible = lengths
 
     def kind(self, path: str) -> str | None:
         got = self.objects.get(norm(path))
@@ -68,7 +92,8 @@ class SnapshotRows:
         return got[1]
 
     def length(self, path: str) -> int:
-        return self.objects[norm(path)][2]
+        path = norm(path)
+        return max(self.objects[path][2], self.visible.get(path, 0)) if path in self.objects else self.visible[path]
 
     def attrs(self, path: str) -> dict:
         if self.kind(path) is None:
@@ -229,6 +254,7 @@ def _serial(job, dm: H5FlowDataManager) -> None:
 
 def _coordinator(job, dm: H5FlowDataManager) -> None:
     comm = job.comm
+    outbox = Outbox(comm)
     workers = list(range(1, job.size))
     store = job.store
     try:
@@ -264,7 +290,7 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                 reply = store.read(path, a, min(b, store.length(path)))
             except Exception as exc:  # goes back to the rank that asked
                 reply = FlowError(f"reading {path}[{a}:{b}] on rank 0: {type(exc).__name__}: {exc}")
-            comm.send(reply, dest=src, tag=TAG_DATA)
+            outbox.send(reply, dest=src, tag=TAG_DATA)
         elif tag == TAG_DONE:
             kind = msg[0]
             if kind == "done":
@@ -315,7 +341,7 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                 gen_nbytes[next_chunk] = gov.nbytes()
                 if free:
                     target = min(free, key=lambda w: load[w])
-                    comm.send(("chunk", next_chunk, sl, gov), dest=target, tag=TAG_WORK)
+                    outbox.send(("chunk", next_chunk, sl, gov, gen_lengths[next_chunk]), dest=target, tag=TAG_WORK)
                     load[target] += 1
                     in_flight[next_chunk] = target
                 else:  # every other rank is busy: run this chunk here
@@ -333,12 +359,13 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
             _poll_any(comm, serve)
     except Exception as exc:
         for w in workers:
-            comm.send(("abort", f"stopped because another rank failed: {exc}"), dest=w, tag=TAG_WORK)
+            outbox.send(("abort", f"stopped because another rank failed: {exc}"), dest=w, tag=TAG_WORK)
+        outbox.drain()
         raise
     finally:
         progress.close()
     for w in workers:
-        comm.send(("finish",), dest=w, tag=TAG_WORK)
+        outbox.send(("finish",), dest=w, tag=TAG_WORK)
     _finish_rank0(job, dm)
     while len(finished) < len(workers):
         if errors:
@@ -346,6 +373,7 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         _poll_any(comm, serve)
     if errors:
         raise FlowError(errors[0])
+    outbox.drain()
     for w in workers:
         ov, prof = finished[w]
         with job.profile_step("commit"):
@@ -362,6 +390,7 @@ def _poll_any(comm, serve) -> None:
 
 def _worker(job, dm: H5FlowDataManager) -> None:
     comm = job.comm
+    outbox = Outbox(comm)
     kind, payload = comm.bcast(None, root=0)
     if kind == "error":
         raise FlowError(f"rank 0 failed: {payload}")
@@ -380,24 +409,28 @@ def _worker(job, dm: H5FlowDataManager) -> None:
             raise FlowError(msg[1])
         if msg[0] == "finish":
             break
-        _, chunk, sl, gov = msg
+        _, chunk, sl, gov, generated = msg
+        base.show_generated(generated)
         gov.below = base
         sov = Overlay(gov)
         dm._attach(None, sov)
         try:
             job.run_stages(dm, sl, chunk)
         except Exception as exc:
-            comm.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
-            _, _, msg = _poll(comm, 0, TAG_WORK)  # rank 0 answers with abort
+            outbox.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
+            while msg[0] != "abort":  # rank 0 answers with abort
+                _, _, msg = _poll(comm, 0, TAG_WORK)
+            outbox.drain()
             raise
-        comm.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
+        outbox.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
     ov = Overlay(base)
     dm._attach(None, ov)
     for stage in job.stages:
         _report(comm, f"stage {stage.name!r}.finish", stage.finish, source)
     for classname, res in components.resources.items():
         _report(comm, f"resource {classname}.finish", res.finish, source)
-    comm.send(("finished", ov, job.profile.as_dict()), dest=0, tag=TAG_DONE)
+    outbox.send(("finished", ov, job.profile.as_dict()), dest=0, tag=TAG_DONE)
+    outbox.drain()
     dm._attach(None, None)
 
 
