@@ -29,6 +29,8 @@ def open_output(filepath: str, mode: str = "a", connector: str | None = None, **
         import h5pyvol
 
         return h5pyvol.File(str(filepath), mode, connector=connector, **options)
+    if mode == "a" and not os.path.exists(filepath):
+        mode = "w-"  # h5py's 'a' relies on the open error's errno, which a loaded VOL plugin can hide
     return h5py.File(filepath, mode)
 
 
@@ -289,6 +291,11 @@ class H5FlowDataManager:
         """Used by the engine: the committed store (rank 0) and the current overlay."""
         self._store_obj = store
         self._top = top
+
+    @property
+    def _fh(self) -> h5py.File | None:
+        """The open output file, or None (h5flow's attribute)."""
+        return self._store_obj.output if self._store_obj is not None else None
 
     @property
     def fh(self) -> h5py.File:

@@ -131,17 +131,20 @@ def dereference(sel, ref, data=None, region=None, mask=None, ref_direction=(0, 1
     row = np.searchsorted(uniq_active, p)
     width = int(counts.max())
     values = c.astype(return_dtype) if indices_only else take_rows(data, c)
-    condensed = np.zeros((len(uniq_active), width), dtype=return_dtype)
+    rowshape = values.shape[1:]  # rows of a multi-dimensional dataset keep their shape
+    condensed = np.zeros((len(uniq_active), width) + rowshape, dtype=return_dtype)
     filled = np.zeros((len(uniq_active), width), dtype=bool)
     condensed[row, slot] = values
     filled[row, slot] = True
     if mask is None:
-        return ma.array(condensed[inv], mask=~filled[inv], shrink=False)
-    out = np.zeros((n_elem, width), dtype=return_dtype)
-    out_filled = np.zeros((n_elem, width), dtype=bool)
-    out[~mask] = condensed[inv]
-    out_filled[~mask] = filled[inv]
-    return ma.array(out, mask=~out_filled, shrink=False)
+        out, out_filled = condensed[inv], filled[inv]
+    else:
+        out = np.zeros((n_elem, width) + rowshape, dtype=return_dtype)
+        out_filled = np.zeros((n_elem, width), dtype=bool)
+        out[~mask] = condensed[inv]
+        out_filled[~mask] = filled[inv]
+    empty = np.broadcast_to(~out_filled.reshape(out_filled.shape + (1,) * len(rowshape)), out.shape)
+    return ma.array(out, mask=empty.copy(), shrink=False)
 
 
 def dereference_chain(sel, refs, data=None, regions=None, mask=None, ref_directions=None,
@@ -160,11 +163,14 @@ def dereference_chain(sel, refs, data=None, regions=None, mask=None, ref_directi
                           region=regions[i] if regions else None, mask=mask.ravel(),
                           ref_direction=ref_directions[i] if ref_directions else (0, 1),
                           indices_only=indices_only if last else True)
-        shape += out.shape[-1:]
+        rowshape = out.shape[2:]
+        shape += out.shape[1:2]
         got = ma.getmaskarray(out)
         if got.dtype.names:
             got = rfn.structured_to_unstructured(got).any(axis=-1)
+        got = got.reshape(out.shape[:2] + (-1,)).any(axis=-1) if rowshape else got
         mask = np.expand_dims(mask, -1) | got.reshape(shape)
-        out = ma.array(out.data.reshape(shape), mask=mask, shrink=False)
+        full = np.broadcast_to(mask.reshape(shape + (1,) * len(rowshape)), shape + rowshape)
+        out = ma.array(ma.getdata(out).reshape(shape + rowshape), mask=full.copy(), shrink=False)
         current = out
     return out

@@ -14,6 +14,7 @@ input, and the same code hash, or one the class lists in ``equivalent_hashes``
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -30,16 +31,21 @@ GROUP = "h5pyvol_flow"
 
 
 def code_hash(cls: type) -> str:
-    """SHA-256 of the source of the module that defines `cls` (of the class if the module has no file)."""
+    """SHA-256 of the code that makes `cls` behave as it does: the module's
+    source without the other classes it defines (so editing one class of a
+    module leaves the others' hashes alone; helpers and imports count)."""
     module = sys.modules.get(cls.__module__)
     try:
-        source = inspect.getsource(module) if module is not None else inspect.getsource(cls)
-    except (OSError, TypeError):
+        source = inspect.getsource(module)
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
         try:
-            source = inspect.getsource(cls)
+            return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
         except (OSError, TypeError):
-            source = cls.__qualname__
-    return hashlib.sha256(source.encode()).hexdigest()
+            return hashlib.sha256(cls.__qualname__.encode()).hexdigest()
+    kept = [ast.get_source_segment(source, node) or ast.dump(node) for node in tree.body
+            if not (isinstance(node, ast.ClassDef) and node.name != cls.__name__)]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:
