@@ -304,3 +304,12 @@ def test_help_and_bad_flags(tmp_path):
     assert "no 'source'" in proc.stderr
     proc = flow(["-c", "bad.yaml", "-o", "x.h5", "--resume"], tmp_path, check=False)
     assert "nothing to resume" in proc.stderr
+
+
+def test_four_ranks_equal_serial(tmp_path):
+    sparse_config(tmp_path, delay=0.002)
+    flow(["-c", "flow.yaml", "-o", "serial.h5", "-e", "30", "--quiet"], tmp_path)
+    proc = flow(["-c", "flow.yaml", "-o", "mpi4.h5", "-e", "30"], tmp_path, mpi=4)
+    assert "on 4 rank(s)" in proc.stdout
+    with h5py.File(tmp_path / "serial.h5") as a, h5py.File(tmp_path / "mpi4.h5") as b:
+        assert_same_outputs(a, b)

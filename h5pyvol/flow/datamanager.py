@@ -446,11 +446,7 @@ class H5FlowDataManager:
         rows.set_attrs(f"{child}/ref/{parent}/ref_region", {"ref": f"/{path}/ref"})
 
     def _grow(self, path: str, n: int) -> None:
-        rows = self._rows
-        have = rows.length(path)
-        if n > have:
-            info = rows.info(path)
-            rows.write(path, have, info.empty(n - have))
+        self._rows.grow(path, n)
 
     def reserve_data(self, dataset_name: str, spec) -> slice:
         """Rows to write: `spec` rows appended (an int), or the rows of a slice

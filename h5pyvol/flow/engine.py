@@ -104,7 +104,7 @@ class WorkflowRun:
         self.wf = wf
         self.index = index
         self.opts = opts
-        self.comm = comm
+        self.comm = comm.Dup() if comm is not None else None  # this run's messages stay in this run
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
         self.journal = journal if self.rank == 0 else None

@@ -87,6 +87,7 @@ class Overlay:
         self.pieces: dict[str, list[list]] = {}
         self.ends: dict[str, int] = {}
         self.reserves: dict[str, list[int]] = {}
+        self.grown: dict[str, int] = {}  # lengths reached by slice reservations (rows in place, not appended)
         self.refs: list[tuple[str, RefTable, int, int]] = []
         self.pending_regions: list[tuple[str, np.ndarray, int]] = []
         self.regions: set[str] = set()
@@ -187,6 +188,13 @@ class Overlay:
         if b > self.ends.get(path, 0):
             self.ends[path] = b
 
+    def grow(self, path: str, n: int) -> None:
+        """Make the dataset at least `n` rows long (new rows read as zeros) without writing them."""
+        path = norm(path)
+        if n > self.length(path):
+            self.grown[path] = n
+            self.ends[path] = max(self.ends.get(path, 0), n)
+
     def reserve(self, path: str, n: int) -> int:
         path = norm(path)
         start = self.length(path)
@@ -239,6 +247,8 @@ def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[st
                                 f"{have.dtype}{have.rowshape} on another")
     for path, attrs in ov.attrs_set.items():
         store.set_attrs(path, attrs)
+    for path, n in ov.grown.items():
+        store.grow(path, n)
     spans: dict[str, tuple[int, int, int]] = {}
     appended: dict[str, int] = {}
     for path, (base, end) in ov.reserves.items():

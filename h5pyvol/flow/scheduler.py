@@ -358,20 +358,22 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                 break
             _poll_any(comm, serve)
     except Exception as exc:
-        for w in workers:
-            outbox.send(("abort", f"stopped because another rank failed: {exc}"), dest=w, tag=TAG_WORK)
-        outbox.drain()
+        _abort_workers(comm, outbox, workers, f"stopped because another rank failed: {exc}", store)
         raise
     finally:
         progress.close()
     for w in workers:
         outbox.send(("finish",), dest=w, tag=TAG_WORK)
-    _finish_rank0(job, dm)
-    while len(finished) < len(workers):
-        if errors:
-            raise FlowError(errors[0])
+    try:
+        _finish_rank0(job, dm)
+    except Exception:
+        while len(finished) < len(workers) and not errors:  # take in their results so none waits on us
+            _poll_any(comm, serve)
+        raise
+    while len(finished) < len(workers) and not errors:
         _poll_any(comm, serve)
     if errors:
+        _abort_workers(comm, outbox, [w for w in workers if w not in finished], errors[0], store)
         raise FlowError(errors[0])
     outbox.drain()
     for w in workers:
@@ -379,6 +381,30 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         with job.profile_step("commit"):
             commit(store, ov)
         job.profile.merge(prof)
+
+
+def _abort_workers(comm, outbox: Outbox, workers: list[int], reason: str, store) -> None:
+    """Tell every other rank to stop, and take in what they still send until each has
+    stopped, so no message is left in flight (a pending send would hang MPI at exit)."""
+    from mpi4py import MPI
+
+    for w in workers:
+        outbox.send(("abort", reason), dest=w, tag=TAG_WORK)
+    stopped: set[int] = set()
+    status = MPI.Status()
+    delay = 2e-5
+    while len(stopped) < len(workers):
+        if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            time.sleep(delay)
+            delay = min(delay * 2, 2e-3)
+            continue
+        src, tag = status.Get_source(), status.Get_tag()
+        msg = comm.recv(source=src, tag=tag)
+        if tag == TAG_READ:
+            outbox.send(FlowError(reason), dest=src, tag=TAG_DATA)
+        elif tag == TAG_DONE and msg[0] == "aborted":
+            stopped.add(src)
+    outbox.drain()
 
 
 def _poll_any(comm, serve) -> None:
@@ -397,16 +423,32 @@ def _worker(job, dm: H5FlowDataManager) -> None:
     base = SnapshotRows(comm, payload)
     source = job.source
     # init runs here too (stages may set themselves up in it); its writes were rank 0's to make.
+    def stop(reason: str):
+        outbox.send(("aborted",), dest=0, tag=TAG_DONE)
+        outbox.drain()
+        return FlowError(reason)
+
+    def hooks(names_and_calls) -> None:
+        """Run init or finish hooks; on failure tell rank 0 and stop when it says so."""
+        try:
+            for what, fn in names_and_calls:
+                _report(outbox, what, fn, source)
+        except FlowError:
+            _, _, msg = _poll(comm, 0, TAG_WORK)
+            while msg[0] != "abort":
+                _, _, msg = _poll(comm, 0, TAG_WORK)
+            stop(msg[1])
+            raise
+
     ov = Overlay(base)
     dm._attach(None, ov)
-    for classname, res in components.resources.items():
-        _report(comm, f"resource {classname}.init", res.init, source)
-    for stage in job.stages:
-        _report(comm, f"stage {stage.name!r}.init", stage.init, source)
+    hooks([(f"resource {c}.init", r.init) for c, r in components.resources.items()]
+          + [(f"stage {st.name!r}.init", st.init) for st in job.stages])
+
     while True:
         _, _, msg = _poll(comm, 0, TAG_WORK)
         if msg[0] == "abort":
-            raise FlowError(msg[1])
+            raise stop(msg[1])
         if msg[0] == "finish":
             break
         _, chunk, sl, gov, generated = msg
@@ -420,27 +462,26 @@ def _worker(job, dm: H5FlowDataManager) -> None:
             outbox.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
             while msg[0] != "abort":  # rank 0 answers with abort
                 _, _, msg = _poll(comm, 0, TAG_WORK)
-            outbox.drain()
+            stop(msg[1])
             raise
         outbox.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
     ov = Overlay(base)
     dm._attach(None, ov)
-    for stage in job.stages:
-        _report(comm, f"stage {stage.name!r}.finish", stage.finish, source)
-    for classname, res in components.resources.items():
-        _report(comm, f"resource {classname}.finish", res.finish, source)
+    hooks([(f"stage {st.name!r}.finish", st.finish) for st in job.stages]
+          + [(f"resource {c}.finish", r.finish) for c, r in components.resources.items()])
     outbox.send(("finished", ov, job.profile.as_dict()), dest=0, tag=TAG_DONE)
     outbox.drain()
     dm._attach(None, None)
 
 
-def _report(comm, what: str, fn, *args) -> None:
+def _report(outbox: Outbox, what: str, fn, *args) -> None:
     from .engine import _call
 
     try:
         _call(what, fn, *args)
     except FlowError as exc:
-        comm.send(("error", f"rank {comm.Get_rank()}: {exc}\n{traceback.format_exc()}"), dest=0, tag=TAG_DONE)
+        outbox.send(("error", f"rank {outbox.comm.Get_rank()}: {exc}\n{traceback.format_exc()}"), dest=0,
+                    tag=TAG_DONE)
         raise
 
 

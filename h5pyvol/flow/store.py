@@ -287,13 +287,17 @@ class Store:
                 if self.kind(region) == "dataset":
                     self.table(region).grow(t.length)
 
-    def reserve(self, path: str, n: int) -> int:
-        start = self.length(path)
+    def grow(self, path: str, n: int) -> None:
+        """Make the dataset at least `n` rows long; rows not written read as zeros."""
         t = self.table(path)
-        t.grow(start + n)
+        t.grow(max(n, t.length))
         for region in self.regions_of.get(norm(path), []):
             if self.kind(region) == "dataset":
                 self.table(region).grow(t.length)
+
+    def reserve(self, path: str, n: int) -> int:
+        start = self.length(path)
+        self.grow(path, start + n)
         return start
 
     def pending_bytes(self) -> int:
