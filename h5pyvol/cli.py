@@ -2,8 +2,9 @@
 
 Subcommands: ``info`` (what is installed and whether it fits together),
 ``env`` (shell exports that make any HDF5 program use a connector),
-``config`` (compiler flags for C programs, like h5cc) and ``vacuum`` (remove
-the chunk objects dead writers left behind, on S3 and RADOS).
+``config`` (compiler flags for C programs, like h5cc), ``flow`` (run
+h5flow workflows, `h5pyvol.flow`) and ``vacuum`` (remove the chunk objects
+dead writers left behind, on S3 and RADOS).
 """
 
 from __future__ import annotations
@@ -187,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, default=None, metavar="SECONDS",
                    help="a writer silent for longer counts as dead (default: the connector's orphan_grace, 600)")
     p.set_defaults(func=cmd_vacuum)
+    from .flow import cli as flow_cli
+
+    p = sub.add_parser("flow", help="run h5flow workflows (YAML generator and stages) on any connector, serial or MPI",
+                       description=flow_cli.build_parser().description, epilog=flow_cli.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    flow_cli.add_arguments(p)
+    p.set_defaults(func=flow_cli.execute)
     return parser
 
 
