@@ -847,6 +847,7 @@ class PassthruConnector(api.Connector):
     supports_creation_order = True  # where the creation properties ask for it
     supports_committed_datatypes = True
     supports_resize = True  # chunked datasets
+    supports_link_count_changes = True
     supports_delete = True
     supports_storage_size = True
     supports_fill_values = True
