@@ -790,3 +790,53 @@ def test_hdf5_api_suite_through_s3_has_no_regressions(ceph, tmp_path):
 
 def test_committed_datatype_counts_its_arrays_as_hdf5_does(s3, tmp_path):
     committed_type_refs.compare("s3", s3[1], tmp_path)
+
+
+# ---------------------------------------------------------------- conditional commits
+
+
+def test_servers_honour_conditional_puts(s3, s3_server):
+    """RGW and SeaweedFS refuse a PUT whose If-Match or If-None-Match fails
+    (RGW 16 takes the ETag unquoted only), which is what lets many writers
+    merge their commits instead of overwriting each other's."""
+    from h5pyvol.connectors import s3 as s3mod
+
+    _, opts = s3
+    s3mod._CONDITIONS.pop(opts["endpoint_url"], None)  # probe again, now
+    conn = s3mod.S3Connector(**opts)
+    backend = conn.backend
+    style = backend.condition_style()
+    rgw = "H5PYVOL_RADOS_CONF" in s3_server.get("env", {})
+    assert style == "unquoted" if rgw else style == "quoted"
+    with h5pyvol.File("cond.h5", "w", "s3", **opts) as f:
+        f["x"] = 1
+    head, version = backend.load_head("cond.h5")
+    from h5pyvol.storage.manifest import HeadConflict, Touched
+
+    stale = {**head, "generation": head["generation"] + 1}
+    backend.store_head("cond.h5", stale, Touched(), version)  # at the version read: accepted
+    with pytest.raises(HeadConflict):
+        backend.store_head("cond.h5", stale, Touched(), version)  # that version is gone
+    with pytest.raises(HeadConflict):
+        backend.store_head("cond.h5", stale, Touched(), None, create="exclusive")  # it exists
+    conn.close()
+
+
+def test_a_server_ignoring_conditions_is_detected(s3, monkeypatch):
+    """A server that ignores If-Match (simulated by dropping the headers on the
+    way) is found out by the probe: writers get a warning that the last commit
+    wins, and still work alone."""
+    from h5pyvol.connectors import _s3wire
+    from h5pyvol.connectors import s3 as s3mod
+
+    _, opts = s3
+    real_put = _s3wire.Wire.put
+    monkeypatch.setattr(_s3wire.Wire, "put", lambda self, key, body, conditions=None: real_put(self, key, body))
+    monkeypatch.delitem(s3mod._CONDITIONS, opts["endpoint_url"], raising=False)
+    with pytest.warns(RuntimeWarning, match="ignores conditional PUTs.*last commit wins"):
+        with h5pyvol.File("blind.h5", "w", "s3", **opts) as f:
+            f["x"] = np.arange(3)
+    assert s3mod._CONDITIONS[opts["endpoint_url"]] is None
+    monkeypatch.delitem(s3mod._CONDITIONS, opts["endpoint_url"])  # the real server honours them
+    with h5pyvol.File("blind.h5", "r", "s3", **opts) as f:
+        np.testing.assert_array_equal(f["x"][()], np.arange(3))
