@@ -148,49 +148,33 @@ class _Pump:
 # ---------------------------------------------------------------- placement
 
 
+# Bob Jenkins' mix as Ceph uses it: each step is x -= y; x -= z; x ^= z >> n (or z << n).
+_MIX = ((0, 1, 2, 13), (1, 2, 0, -8), (2, 0, 1, 13), (0, 1, 2, 12), (1, 2, 0, -16), (2, 0, 1, 5),
+        (0, 1, 2, 3), (1, 2, 0, -10), (2, 0, 1, 15))
+
+
 def rjenkins(data: bytes) -> int:
     """Ceph's object name hash (Robert Jenkins' 1996 hash, as `ceph_str_hash_rjenkins`)."""
     m = 0xFFFFFFFF
 
-    def mix(a: int, b: int, c: int) -> tuple[int, int, int]:
-        a = (a - b - c) & m
-        a ^= c >> 13
-        b = (b - c - a) & m
-        b = (b ^ (a << 8)) & m
-        c = (c - a - b) & m
-        c ^= b >> 13
-        a = (a - b - c) & m
-        a ^= c >> 12
-        b = (b - c - a) & m
-        b = (b ^ (a << 16)) & m
-        c = (c - a - b) & m
-        c ^= b >> 5
-        a = (a - b - c) & m
-        a ^= c >> 3
-        b = (b - c - a) & m
-        b = (b ^ (a << 10)) & m
-        c = (c - a - b) & m
-        c ^= b >> 15
-        return a, b, c
+    def mix(v: list[int]) -> None:
+        for x, y, z, n in _MIX:
+            v[x] = (v[x] - v[y] - v[z]) & m
+            v[x] ^= (v[z] >> n) if n > 0 else (v[z] << -n) & m
 
-    a = b = 0x9E3779B9
-    c = 0
+    v = [0x9E3779B9, 0x9E3779B9, 0]  # a, b, c
     i, n = 0, len(data)
     while n >= 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & m
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & m
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & m
-        a, b, c = mix(a, b, c)
+        for j in range(3):
+            v[j] = (v[j] + int.from_bytes(data[i + 4 * j:i + 4 * j + 4], "little")) & m
+        mix(v)
         i, n = i + 12, n - 12
-    c = (c + len(data)) & m
     tail = data[i:]
-    if n >= 9:  # the first byte of c holds the length
-        c = (c + (int.from_bytes(tail[8:11], "little") << 8)) & m
-    if n >= 5:
-        b = (b + int.from_bytes(tail[4:8], "little")) & m
-    if n >= 1:
-        a = (a + int.from_bytes(tail[0:4], "little")) & m
-    return mix(a, b, c)[2]
+    v[2] = (v[2] + len(data) + (int.from_bytes(tail[8:11], "little") << 8)) & m  # c's first byte: the length
+    v[1] = (v[1] + int.from_bytes(tail[4:8], "little")) & m
+    v[0] = (v[0] + int.from_bytes(tail[0:4], "little")) & m
+    mix(v)
+    return v[2]
 
 
 def placement_group(name: str, namespace: str, pg_num: int) -> int:

@@ -431,6 +431,8 @@ class S3Backend(Backend):
         except WireError as exc:
             if conditions and _conflict(exc):
                 raise HeadConflict(key) from None
+            if conditions and exc.status >= 500:  # RGW's answer to conditional PUTs racing each other
+                raise HeadConflict(f"{key}: the server answered {exc.status} {exc.code}", maybe_stored=True) from None
             raise
 
     def delete_head(self, name: str) -> None:

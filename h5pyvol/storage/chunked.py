@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import math
 import os
 import random
@@ -890,6 +891,7 @@ class ChunkedFile(api.File):
     def _commit(self, changes: Changes) -> Merged:
         """Merge `changes` onto the head and store it conditionally, reloading and
         merging again while other writers commit in between."""
+        unexplained = 0
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             if self.lost is not None:
                 raise self.lost
@@ -907,12 +909,20 @@ class ChunkedFile(api.File):
             merged.touched.everything = self.rewrite
             try:
                 self.version = self.backend.store_head(self.name, merged.head, merged.touched, self.version)
-            except HeadConflict:
+            except HeadConflict as conflict:
                 head, version = self.backend.load_head(self.name)
                 if head is None or head.get("file_id", "") != self.file_id:
                     raise FileRecreated(
                         errno.ESTALE, f"{self.backend.describe(self.name)} was deleted or created anew by another "
                         "writer since it was opened here: nothing was committed") from None
+                if conflict.maybe_stored:
+                    if _same_head(head, merged.head):  # the update did happen
+                        self.head, self.version, self.rewrite = merged.head, version, False
+                        return merged
+                    if version == self.version:  # nothing changed, yet the update failed
+                        unexplained += 1
+                        if unexplained > 3:
+                            raise OSError(errno.EIO, f"could not commit {self.name!r}: {conflict}") from None
                 self.head, self.version = head, version
                 self.rewrite = self.rewrite or bool(head.get("_legacy"))
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 50)))  # let the other writers through
@@ -964,6 +974,11 @@ class ChunkedFile(api.File):
                 self.deferred |= garbage & live
                 garbage -= live
             self.backend.delete(sorted(garbage))
+
+
+def _same_head(stored: dict, mine: dict) -> bool:
+    """Whether a reloaded head is the one this writer tried to store."""
+    return stored.get("generation") == mine.get("generation") and stored == json.loads(json.dumps(mine))
 
 
 # ---------------------------------------------------------------- the connector

@@ -36,7 +36,7 @@ import numpy as np
 
 from .buffers import scratch_buffer
 
-FILTER_DEFLATE, FILTER_SHUFFLE = 1, 2  # HDF5's filter ids (H5Z_FILTER_*)
+FILTER_DEFLATE, FILTER_SHUFFLE, FILTER_FLETCHER32 = 1, 2, 3  # HDF5's filter ids (H5Z_FILTER_*)
 
 
 # ---------------------------------------------------------------- base64
@@ -60,9 +60,13 @@ def filters_of(dcpl: bytes) -> list:
         return []
     from .._hdf5 import decode_plist, is_dcpl
 
-    if not is_dcpl(dcpl):
-        return []
-    plist = decode_plist(dcpl)
+    return pipeline(decode_plist(dcpl), others=False) if is_dcpl(dcpl) else []
+
+
+def pipeline(plist, others: bool = True) -> list:
+    """A creation property list's filters as stored-filter entries, in order:
+    ``["shuffle"]``, ``["gzip", level]``, ``["fletcher32"]``; any other as
+    ``["hdf5", id]`` if `others`, else left out."""
     out: list = []
     for i in range(plist.get_nfilters()):
         code, _flags, values, _name = plist.get_filter(i)
@@ -70,6 +74,8 @@ def filters_of(dcpl: bytes) -> list:
             out.append(["shuffle"])
         elif code == FILTER_DEFLATE:
             out.append(["gzip", int(values[0]) if values else 6])
+        elif others:
+            out.append(["fletcher32"] if code == FILTER_FLETCHER32 else ["hdf5", int(code)])
     return out
 
 

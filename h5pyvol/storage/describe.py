@@ -25,18 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .codecs import (
-    FILTER_DEFLATE,
-    FILTER_SHUFFLE,
-    decode_values,
-    dtype_from_json,
-    dtype_to_json,
-    encode_values,
-    undo_filters,
-)
+from .codecs import decode_values, dtype_from_json, dtype_to_json, encode_values, pipeline, undo_filters
 from .grid import ChunkGrid
-
-FILTER_FLETCHER32 = 3
 
 
 def describe(dataset: Any) -> dict:
@@ -62,7 +52,7 @@ def describe(dataset: Any) -> dict:
         fill = None if meta.null else meta.replace(shape=(), maxshape=None).fill_array()
     elif isinstance(dataset, h5py.Dataset):  # native HDF5 (or passthru): the file's own chunks
         dtype, shape, chunks = dataset.dtype, dataset.shape or (), dataset.chunks
-        filters = _native_filters(dataset.id.get_create_plist()) if chunks else []
+        filters = pipeline(dataset.id.get_create_plist()) if chunks else []
         fill = None if dataset.shape is None else np.array(dataset.fillvalue, dtype)
     else:
         raise TypeError(f"describe() takes an h5py Dataset, not {type(dataset).__name__}")
@@ -71,21 +61,6 @@ def describe(dataset: Any) -> dict:
     return {"dtype": dtype_to_json(dtype), "shape": list(shape), "chunks": list(grid.chunks), "filters": filters,
             "fill_value": None if fill is None else encode_values(fill, dtype),
             "encoding": "hdf5-vlen" if hdf5_vlen else ("json" if dtype.hasobject else "raw"), "order": "C"}
-
-
-def _native_filters(plist) -> list:
-    out: list = []
-    for i in range(plist.get_nfilters()):
-        code, _flags, values, _name = plist.get_filter(i)
-        if code == FILTER_SHUFFLE:
-            out.append(["shuffle"])
-        elif code == FILTER_DEFLATE:
-            out.append(["gzip", int(values[0]) if values else 6])
-        elif code == FILTER_FLETCHER32:
-            out.append(["fletcher32"])
-        else:
-            out.append(["hdf5", int(code)])
-    return out
 
 
 def fill_value(descriptor: dict) -> Any:

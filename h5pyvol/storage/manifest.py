@@ -78,7 +78,15 @@ def chunk_entries(record: dict) -> dict[str, list]:
 
 
 class HeadConflict(Exception):
-    """The head changed since it was read: reload, merge, retry."""
+    """The head changed since it was read: reload, merge, retry.
+
+    `maybe_stored`: the store answered with an error that does not say
+    whether the update happened (RGW answers 500 to conditional PUTs racing
+    each other); the writer then checks whether the head it reloads is its own."""
+
+    def __init__(self, message: str = "", maybe_stored: bool = False):
+        super().__init__(message)
+        self.maybe_stored = maybe_stored
 
 
 class SessionLost(OSError):
@@ -279,22 +287,22 @@ def merge(head: dict, changes: Changes, live: LiveView, key_of: Callable[[str, s
             del sessions[sid]
             collected.append(sid)
             touched.sessions.add(sid)
-    for sid, entry in changes.sessions.items():
-        if entry is None:
-            sessions.pop(sid, None)
-        else:
-            sessions[sid] = entry
-        touched.sessions.add(sid)
+    _apply(sessions, changes.sessions, touched.sessions)
     blobs = dict(head.get("blobs") or {})
-    for key, value in changes.blobs.items():
-        if value is None:
-            blobs.pop(key, None)
-        else:
-            blobs[key] = value
-        touched.blobs.add(key)
+    _apply(blobs, changes.blobs, touched.blobs)
     new = {**head, "nodes": nodes, "sessions": sessions, "blobs": blobs,
            "generation": int(head.get("generation", 0)) + 1}
     return Merged(new, touched, superseded, collected)
+
+
+def _apply(entries: dict, changed: dict, touched: set) -> None:
+    """Set, or with None remove, entries by key; note each key touched."""
+    for key, value in changed.items():
+        if value is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = value
+        touched.add(key)
 
 
 def referenced_keys(head: dict, key_of: Callable[[str, str, list], str]) -> set[str]:

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from stores import KINDS, make_store
 from support import run, vol_env
 
 import h5pyvol
 from h5pyvol import registry
-
-
-@pytest.fixture(params=KINDS)
-def store(request, monkeypatch):
-    info = request.getfixturevalue("ceph" if request.param in ("ceph-rgw", "rados") else "seaweedfs")
-    s = make_store(request.param, info, setenv=monkeypatch.setenv)
-    yield s
-    s.cleanup()
 
 
 def test_c_program_with_local_paths_runs_unchanged(store, compile_c, tmp_path):

@@ -20,17 +20,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from stores import KINDS, make_store
 
 import h5pyvol
-
-
-@pytest.fixture(params=KINDS)
-def store(request, monkeypatch):
-    info = request.getfixturevalue("ceph" if request.param in ("ceph-rgw", "rados") else "seaweedfs")
-    s = make_store(request.param, info, setenv=monkeypatch.setenv)
-    yield s
-    s.cleanup()
 
 
 def _stored_chunks(store, name: str) -> set[str]:
@@ -203,15 +194,19 @@ KILLED = textwrap.dedent("""
 """)
 
 
-def test_killed_writer_orphans_are_collected_at_the_next_open(store):
-    child = subprocess.Popen([sys.executable, "-P", "-c", KILLED, store.connector, "new.h5",
-                              json.dumps(store.options)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=store.env)
+def killed_writer(store, name: str) -> None:
+    """A writer of a new file `name` killed after uploading 16 chunks, before any commit of them."""
+    child = subprocess.Popen([sys.executable, "-P", "-c", KILLED, store.connector, name, json.dumps(store.options)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=store.env)
     try:
         assert child.stdout.readline().strip() == "written", child.stderr.read()
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
+
+
+def test_killed_writer_orphans_are_collected_at_the_next_open(store):
+    killed_writer(store, "new.h5")
     assert len(_stored_chunks(store, "new.h5")) == 16  # the dead writer's uploads
     with store.open("new.h5") as f:  # a reader: the file exists, empty (its create committed nothing else)
         assert list(f) == []
@@ -257,15 +252,8 @@ def test_writer_taken_for_dead_cannot_commit(store):
     assert _stored_chunks(store, "taken.h5") == store.named_keys("taken.h5")
 
 
-def test_vacuum_command_lists_then_removes_orphans(store, tmp_path):
-    child = subprocess.Popen([sys.executable, "-P", "-c", KILLED, store.connector, "vac.h5",
-                              json.dumps(store.options)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=store.env)
-    try:
-        assert child.stdout.readline().strip() == "written", child.stderr.read()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
+def test_vacuum_command_lists_then_removes_orphans(store):
+    killed_writer(store, "vac.h5")
     spec = h5pyvol.connector_string(store.connector, **store.options)
     before = _stored_chunks(store, "vac.h5")
     cmd = [sys.executable, "-P", "-m", "h5pyvol", "vacuum", spec, "vac.h5"]

@@ -11,18 +11,10 @@ import h5py
 import numpy as np
 import pytest
 import servers
-from stores import KINDS, make_store
+from stores import make_store
 
 import h5pyvol
 from h5pyvol import storage
-
-
-@pytest.fixture(params=KINDS)
-def store(request, monkeypatch):
-    info = request.getfixturevalue("ceph" if request.param in ("ceph-rgw", "rados") else "seaweedfs")
-    s = make_store(request.param, info, setenv=monkeypatch.setenv)
-    yield s
-    s.cleanup()
 
 
 def _boxes(dataset) -> list[tuple]:
