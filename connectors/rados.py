@@ -18,13 +18,16 @@ orphan_grace (600 s).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import json
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from h5pyvol.storage.backend import Backend, HeadConflict, ReadJob, WriteJob
@@ -40,6 +43,7 @@ DATA_PREFIX = "h5pyvol.d."  # + file id . token . chunk coords . version
 DEFAULT_TIMEOUT = 30
 DEFAULT_INFLIGHT = 32
 OMAP_PAGE = 1000
+_MAKE_AHEAD = 4  # chunk bodies made ahead of their submission
 
 try:  # the bindings are optional until a file is opened: `h5pyvol info` must work without them
     import rados
@@ -394,12 +398,35 @@ class RadosBackend(Backend):
             job.then(memoryview(buf))
 
     def write(self, jobs: list[WriteJob]) -> None:
+        """Bodies are made (chunk zone maps, copies) by two helper threads a few
+        chunks ahead, while this thread hands the made ones to librados."""
         ioctx, pump = self.ioctx, self._pump()
-        for job in jobs:
+
+        def made(job: WriteJob) -> bytes:
             body = job.make()
-            data = body if isinstance(body, bytes) else bytes(body)
+            return body if isinstance(body, bytes) else bytes(body)
+
+        def submit(job: WriteJob, data: bytes) -> None:
             job.size = len(data)
             pump.submit(lambda slot, k=job.key, d=data: ioctx.aio_write_full(k, d), f"write chunk object {job.key!r}")
+
+        try:
+            if len(jobs) == 1:
+                submit(jobs[0], made(jobs[0]))
+            else:
+                with ThreadPoolExecutor(2, thread_name_prefix="h5pyvol-rados") as makers:
+                    waiting = iter(jobs)
+                    ahead = deque((job, makers.submit(made, job)) for job in itertools.islice(waiting, _MAKE_AHEAD))
+                    while ahead:
+                        job, body = ahead.popleft()
+                        following = next(waiting, None)
+                        if following is not None:
+                            ahead.append((following, makers.submit(made, following)))
+                        submit(job, body.result())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                pump.finish()  # every submitted write is waited for before the first error is raised
+            raise
         pump.finish()
 
     def delete(self, keys: Iterable[str]) -> None:
