@@ -23,7 +23,7 @@ from .plan import Task, Worker, check_alignment, place, plan
 from .query import Query, as_query
 from .reductions import Reduction
 from .scripts import dataset_references
-from .sources import Input, open_input_file, resolve
+from .sources import Input, live, open_input_file, resolve
 from .tasks import Job, Outcome, Partial, callable_spec, combine_function
 
 
@@ -202,7 +202,8 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
         if tasks:
             for task, worker in zip(tasks, place([t.shard for t in tasks], eng.workers(), eng.caller), strict=True):
                 placed.setdefault(worker, []).append(task)
-            partials = eng.run(job, placed, report)
+            with live(job.call_id, resolved):
+                partials = eng.run(job, placed, report)
         failures = sorted((o for o in outcomes if o.error is not None), key=lambda o: o.index)
         if failures:
             raise MapError(failures[0].error, failures[0].index)

@@ -82,7 +82,8 @@ def plan(shards: Sequence[Shard], first: Input, query: Query | None) -> tuple[li
         if shard.size == 0:
             skipped += 1
             continue
-        verdict = ALWAYS if query is None else query.prune(zone_of_shard(shard, first.fill), exact, first.attrs, link)
+        verdict = ALWAYS if query is None else query.prune(zone_of_shard(shard, first.fill), exact, first.attrs, link,
+                                                      first.name)
         if verdict == NEVER:
             skipped += 1
             continue

@@ -104,11 +104,11 @@ class Query:
         raise NotImplementedError
 
     def prune(self, zone: Mapping | None, exact: bool, attrs: Mapping[str, Any] | None = None,
-              link_name: str = "") -> str:
-        """`NEVER`, `MAYBE` or `ALWAYS` for a chunk of the first input whose zone
-        map is `zone` (``min``/``max``, NaNs ignored; None when unknown).
-        `exact` says the values can hold no NaN (integers), without which no
-        value predicate can be proven true for every element."""
+              link_name: str = "", first: str | None = None) -> str:
+        """`NEVER`, `MAYBE` or `ALWAYS` for a chunk of the first input (named
+        `first`) whose zone map is `zone` (``min``/``max``, NaNs ignored; None
+        when unknown). `exact` says the values can hold no NaN (integers),
+        without which no value predicate can be proven true for every element."""
         raise NotImplementedError
 
 
@@ -151,8 +151,8 @@ class _Value(Query):
             return np.logical_and(data >= lo, data <= hi)
         return _NUMPY_OPS[self.op](data, self.args[0])
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
-        if self.input is not None or not zone or "min" not in zone or "max" not in zone:
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
+        if self.input not in (None, first) or not zone or "min" not in zone or "max" not in zone:
             return MAYBE
         lo, hi = zone["min"], zone["max"]
         try:
@@ -197,7 +197,7 @@ class _AttrName(Query):
     def mask(self, values, attrs=None, link_name=""):
         return bool(self.matching(attrs))
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
         return ALWAYS if self.mask(None, attrs) else NEVER
 
 
@@ -232,7 +232,7 @@ class _AttrValue(Query):
     def mask(self, values, attrs=None, link_name=""):
         return bool(self.matching(attrs))
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
         return ALWAYS if self.mask(None, attrs) else NEVER
 
 
@@ -250,7 +250,7 @@ class _LinkName(Query):
     def mask(self, values, attrs=None, link_name=""):
         return _name_matches(self.op, link_name.rstrip("/").rsplit("/", 1)[-1], self.pattern)
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
         return ALWAYS if self.mask(None, attrs, link_name) else NEVER
 
 
@@ -286,8 +286,8 @@ class _Combine(Query):
             out = m if out is None else join(out, m)
         return out if isinstance(out, np.ndarray) else bool(out)
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
-        answers = {a.prune(zone, exact, attrs, link_name) for a in self.args}
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
+        answers = {a.prune(zone, exact, attrs, link_name, first) for a in self.args}
         if self.kind == "and":
             return NEVER if NEVER in answers else ALWAYS if answers == {ALWAYS} else MAYBE
         return ALWAYS if ALWAYS in answers else NEVER if answers == {NEVER} else MAYBE
@@ -309,8 +309,8 @@ class _Not(Query):
         m = self.arg.mask(values, attrs, link_name)
         return np.logical_not(m) if isinstance(m, np.ndarray) else not m
 
-    def prune(self, zone, exact, attrs=None, link_name=""):
-        return {NEVER: ALWAYS, ALWAYS: NEVER, MAYBE: MAYBE}[self.arg.prune(zone, exact, attrs, link_name)]
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
+        return {NEVER: ALWAYS, ALWAYS: NEVER, MAYBE: MAYBE}[self.arg.prune(zone, exact, attrs, link_name, first)]
 
 
 def _from_dict(d: Any) -> Query:

@@ -11,8 +11,10 @@ Workers open files read-only, once per call (`open_dataset`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -221,24 +223,35 @@ def resolve(inputs: Mapping[str, Any], opened: list[h5py.File]) -> dict[str, Inp
 
 # ---------------------------------------------------------------- in workers
 
-_open: dict[tuple[str, Source], tuple[h5py.File, h5py.Dataset]] = {}
+_live: dict[str, dict[Source, h5py.Dataset]] = {}
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def live(call_id: str, inputs: Mapping[str, Input]):
+    """While a call runs, workers in the caller's own process (threads of an
+    in-process Dask cluster) use the caller's open datasets instead of
+    opening the files a second time."""
+    _live[call_id] = {i.source: i.dataset for i in inputs.values() if i.source and i.dataset is not None}
+    try:
+        yield
+    finally:
+        _live.pop(call_id, None)
 
 
 def open_dataset(call_id: str, source: Source) -> h5py.Dataset:
-    """The dataset of `source`, opened once per call in this process; files
-    of earlier calls are closed (their data may have changed since)."""
-    for key in [k for k in _open if k[0] != call_id]:
-        f, _ = _open.pop(key)
+    """The dataset of `source`: the caller's own when this is its process,
+    else opened once per call and thread; files of earlier calls are closed
+    (their data may have changed since)."""
+    mine = _live.get(call_id, {}).get(source)
+    if mine is not None:
+        return mine
+    cache = _local.__dict__.setdefault("open", {})
+    for key in [k for k in cache if k[0] != call_id]:
+        f, _ = cache.pop(key)
         f.close()
-    entry = _open.get((call_id, source))
+    entry = cache.get((call_id, source))
     if entry is None:
         f = source.open_file()
-        entry = _open[(call_id, source)] = (f, f[source.path])
+        entry = cache[(call_id, source)] = (f, f[source.path])
     return entry[1]
-
-
-def close_all() -> None:
-    """Close every file `open_dataset` holds."""
-    while _open:
-        _, (f, _) = _open.popitem()
-        f.close()
