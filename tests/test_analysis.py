@@ -259,3 +259,45 @@ def test_placement_rule_on_several_hosts():
     assert place([shard(0, host="hostC", process=7)], workers, caller) == [caller]
     with pytest.raises(PlacementError, match="process 9"):
         place([shard(0, host="hostC", process=9)], workers, caller)
+
+
+# ---------------------------------------------------------------- views
+
+
+def test_view_regions_objects_attributes_save_and_reopen(memfile):
+    g = memfile.create_group("g")
+    g.attrs["units"] = "K"
+    memfile["x"].attrs["flagged"] = 1
+    query = Q.value.between(4010.5, 4010.9) | ((Q.value < 50.0) & (Q.attr("units") == "K"))
+    v = h5pyvol.analysis.view(memfile, query)
+    data = memfile["x"][...]
+    expect = ((data >= 4010.5) & (data <= 4010.9)) | (data < 50.0)
+    assert [r.path for r in v.regions] == ["/x"]  # /n holds no value in range and has no units
+    region = v.region("/x")
+    assert region.shape == (ROWS, COLS) and region.blocks.shape[1:] == (2, 2)  # keeps the dataset's rank
+    np.testing.assert_array_equal(region.mask(), expect)
+    np.testing.assert_array_equal(region.read(memfile["x"]), data[expect])
+    np.testing.assert_array_equal(region.read(memfile["n"]), memfile["n"][...][expect])  # another dataset
+    assert ("/x", "units") in v.attributes and v.objects == []
+    assert v.is_current(memfile)
+
+    objs = h5pyvol.analysis.view(memfile, (Q.attr_name == "units") & Q.link_name.like("*"))
+    assert objs.objects == ["/g", "/x"] and objs.regions == []
+    assert sorted(objs.attributes) == [("/g", "units"), ("/x", "units")]
+
+    saved = v.save(memfile, "saved_view")
+    objs.save(memfile, "saved_objects")
+    back = h5pyvol.analysis.View.load(memfile["saved_view"])
+    assert back.version == v.version and back.query == query and back.attributes == v.attributes
+    np.testing.assert_array_equal(back.region("/x").mask(), expect)
+    # The region reference HDF5 stored selects the same elements.
+    ref = saved["regions/refs"][0]
+    np.testing.assert_array_equal(memfile["x"][ref], data[expect])
+    obj_back = h5pyvol.analysis.View.load(memfile["saved_objects"])
+    assert obj_back.objects == ["/g", "/x"]
+    assert memfile[memfile["saved_objects/object_refs"][0]].name == "/g"
+
+    memfile["x"][0, 0] = -1.0  # a new minimum: the chunk's zone map changes
+    assert not v.is_current(memfile)
+    with pytest.raises(ValueError, match="not a saved view"):
+        h5pyvol.analysis.View.load(memfile["g"])

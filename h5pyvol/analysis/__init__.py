@@ -22,9 +22,10 @@ from .plan import PlacementError, Worker, place
 from .query import Q, Query
 from .reductions import Count, Histogram, Max, Mean, Min, Reduction, Sum
 from .tasks import Block
+from .views import Region, View, view
 
 __all__ = [
     "Block", "CallTimeout", "Count", "DaskEngine", "Engine", "Histogram", "MPIEngine", "MapError", "Max", "Mean",
-    "Min", "PlacementError", "ProcessEngine", "Q", "Query", "Reduction", "Result", "SerialEngine", "Sum", "Worker",
-    "associative", "execute", "place",
+    "Min", "PlacementError", "ProcessEngine", "Q", "Query", "Reduction", "Region", "Result", "SerialEngine", "Sum",
+    "View", "Worker", "associative", "execute", "place", "view",
 ]

@@ -99,8 +99,9 @@ class Query:
     def mask(self, values: Callable[[str | None], np.ndarray], attrs: Mapping[str, Any] | None = None,
              link_name: str = "") -> bool | np.ndarray:
         """Evaluate on one block: `values(name)` gives an input's elements (None:
-        the first input's). Returns a boolean array, or a bool when only
-        object-level predicates (attributes, link names) decided."""
+        the first input's), or None for an object without values (a group).
+        Returns a boolean array, or a bool when only object-level predicates
+        (attributes, link names) decided."""
         raise NotImplementedError
 
     def prune(self, zone: Mapping | None, exact: bool, attrs: Mapping[str, Any] | None = None,
@@ -146,6 +147,8 @@ class _Value(Query):
 
     def mask(self, values, attrs=None, link_name=""):
         data = values(self.input)
+        if data is None:  # an object without values (a group)
+            return False
         if self.op == "between":
             lo, hi = self.args
             return np.logical_and(data >= lo, data <= hi)
