@@ -278,13 +278,22 @@ class MPIEngine(Engine):
             time.sleep(self.POLL)
         return self.comm.recv(source=source, tag=tag)
 
+    def _send(self, obj: Any, dest: int, deadline: float | None) -> None:
+        """Send without blocking past `deadline` (a blocking send waits for the
+        receiver, which may be gone)."""
+        req = self.comm.isend(obj, dest=dest, tag=self._tag())
+        while not req.Test():
+            if deadline is not None and time.time() > deadline:
+                req.Cancel()
+                raise CallTimeout(f"rank {self.rank} timed out sending to rank {dest}")
+            time.sleep(self.POLL)
+
     def start_call(self) -> None:
         self._calls += 1
 
     def run(self, job, batches, report):
-        tag = self._tag()
         for r in range(1, self.size):
-            self.comm.send(("job", job, batches.get(self._ranks[r], [])), dest=r, tag=tag)
+            self._send(("job", job, batches.get(self._ranks[r], [])), r, job.deadline)
         partials: list[Partial] = []
         _run_here(job, batches.get(self._ranks[0], []), report, partials)
         for r in range(1, self.size):
@@ -295,11 +304,10 @@ class MPIEngine(Engine):
             _deliver(items, report, partials)
         return partials
 
-    def finish(self, outcome: tuple) -> None:
+    def finish(self, outcome: tuple, grace: float = 60.0) -> None:
         """Rank 0 hands ("result", Result) or ("error", exception) to the other ranks."""
-        tag = self._tag()
         for r in range(1, self.size):
-            self.comm.send(outcome, dest=r, tag=tag)
+            self._send(outcome, r, time.time() + grace)
 
     def abort(self, exc: BaseException) -> None:
         """Rank 0 failed before running tasks: release the other ranks."""
@@ -314,7 +322,7 @@ class MPIEngine(Engine):
             try:
                 items = list(run_batch(job, tasks))
             finally:
-                self.comm.send(items, dest=0, tag=self._tag())
+                self._send(items, 0, None if deadline is None else deadline + 30)
             msg = self._recv(0, None if deadline is None else deadline + 30)
         if msg[0] == "error":
             raise msg[1]

@@ -34,6 +34,9 @@ class MapError(RuntimeError):
         super().__init__(message)
         self.shard = shard
 
+    def __reduce__(self):  # travels between MPI ranks intact
+        return (type(self), (str(self), self.shard))
+
 
 @dataclass
 class Result:

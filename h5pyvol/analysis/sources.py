@@ -63,7 +63,13 @@ class Source:
     def open_file(self) -> h5py.File:
         """The file, opened read-only through its connector (or natively)."""
         if self.spec is None:
-            return h5py.File(self.name, "r", locking=False)
+            # Without locking: the caller may hold the file open for writing
+            # (it flushed first). A file this process already has open must
+            # be opened again with the same locking flags as then, however.
+            try:
+                return h5py.File(self.name, "r", locking=False)
+            except OSError:
+                return h5py.File(self.name, "r")
         spec = ConnectorSpec.parse(self.spec)
         return h5pyvol.File(self.name, "r", spec.name, **dict(spec.options))
 
