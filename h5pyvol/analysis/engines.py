@@ -135,6 +135,7 @@ class _Pool:
         host = socket.gethostname()
         self.workers = [Worker(f"process-{i}", host, p.pid) for i, p in enumerate(self.procs)]
         self.broken = False
+        self.environ = dict(os.environ)  # what the workers inherited (credentials, endpoints...)
 
     def close(self) -> None:
         for conn in self.conns:
@@ -172,8 +173,8 @@ def _close_pools() -> None:
 
 class ProcessEngine(Engine):
     """A local pool of `workers` processes (default: the number of CPUs), kept
-    between calls. Files of the memory connector cannot be opened there:
-    their shards run in the calling process."""
+    between calls while the environment stays the same. Files of the memory
+    connector cannot be opened there: their shards run in the calling process."""
 
     name = "processes"
 
@@ -185,6 +186,9 @@ class ProcessEngine(Engine):
     def _pool(self) -> _Pool:
         with _pools_lock:
             pool = _pools.get(self.size)
+            if pool is not None and not pool.broken and pool.environ != os.environ:
+                pool.close()  # connectors read credentials from the environment: start afresh
+                pool = None
             if pool is None or pool.broken:
                 pool = _pools[self.size] = _Pool(self.size)
             return pool
