@@ -301,3 +301,30 @@ def test_view_regions_objects_attributes_save_and_reopen(memfile):
     assert not v.is_current(memfile)
     with pytest.raises(ValueError, match="not a saved view"):
         h5pyvol.analysis.View.load(memfile["g"])
+
+
+# ---------------------------------------------------------------- C programs
+
+
+def test_h5asexecute_from_c(compile_c, tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from support import native_env, run, vol_env
+
+    prog = compile_c("analysis_execute")
+    proc = run([prog, "shipped.h5"], vol_env("memory", H5PYVOL_ANALYSIS_ENGINE="processes"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "connector: h5pyvol" in proc.stdout
+    result = json.loads(proc.stdout.split("result: ", 1)[1].splitlines()[0])
+    x = np.arange(600)
+    assert result == {"sum": int(x[x % 7 == 0].sum()), "count": 600, "shards": 4}  # the Python computation
+    assert "failing map: status -1, result (none)" in proc.stdout
+    assert "map failed on shard 2 [30:45, 0:10]" in proc.stdout and "no good shard" in proc.stdout
+    assert "no map function: status -1" in proc.stdout and "must define a function named 'map'" in proc.stdout
+    assert proc.stdout.rstrip().endswith("done")
+    # A native file: a clear error, no crash.
+    native = run([prog, "native.h5"], native_env(), cwd=tmp_path)
+    assert native.returncode == 1 and "'native' VOL connector" in native.stdout + native.stderr

@@ -51,8 +51,9 @@ def execute_file(file_id: int, map_script: str, combine_script: str | None) -> s
 
     from .execute import execute
 
-    h5i.inc_ref(file_id)  # the FileID below drops one reference when it is freed
-    f = h5py.File(h5py.h5f.FileID(file_id))
+    fid = h5py.h5f.FileID(file_id)
+    h5i.inc_ref(fid)  # the FileID drops one reference when it is freed: the program's stays
+    f = h5py.File(fid)
     engine = os.environ.get("H5PYVOL_ANALYSIS_ENGINE", "processes")
     result = execute(map_script, combine_script or None, file=f, engine=engine)
     return to_json(result.value)

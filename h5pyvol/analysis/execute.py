@@ -203,7 +203,10 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
                 report(out)
         placed: dict[Worker, list[Task]] = {}
         if tasks:
-            for task, worker in zip(tasks, place([t.shard for t in tasks], eng.workers(), eng.caller), strict=True):
+            # Shards of files living in this process only (memory) need no workers started.
+            here = all(t.shard.location.get("process") == eng.caller.pid for t in tasks)
+            workers = [] if here and not eng.collective else eng.workers()
+            for task, worker in zip(tasks, place([t.shard for t in tasks], workers, eng.caller), strict=True):
                 placed.setdefault(worker, []).append(task)
             with live(job.call_id, resolved):
                 partials = eng.run(job, placed, report)
