@@ -328,3 +328,38 @@ def test_h5asexecute_from_c(compile_c, tmp_path):
     # A native file: a clear error, no crash.
     native = run([prog, "native.h5"], native_env(), cwd=tmp_path)
     assert native.returncode == 1 and "'native' VOL connector" in native.stdout + native.stderr
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_launcher_under_mpiexec(nativefile, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "job.py"
+    script.write_text(f'''
+from h5pyvol.analysis import Q
+inputs = {{"n": ({str(nativefile)!r}, "/n")}}
+query = (Q.value >= 100) & (Q.value < 9000)
+
+def map(block):
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_rank(), int(block.values().sum())
+
+def combine(parts):
+    return {{"sum": sum(p[1] for p in parts), "ranks": sorted({{p[0] for p in parts}})}}
+''')
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    out = tmp_path / "out.json"
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-P", "-m", "h5pyvol.analysis", str(script),
+                           "--output", str(out), "--stats", "--timeout", "60"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(out.read_text()) == {"sum": sum(range(100, 9000)), "ranks": [0, 1]}
+    assert '"engine": "mpi"' in proc.stderr
+    bad = subprocess.run([sys.executable, "-P", "-m", "h5pyvol.analysis", str(tmp_path / "missing.py")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot load" in bad.stderr
