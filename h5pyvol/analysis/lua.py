@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import math
+import re
 import struct
 import threading
 import time
@@ -224,8 +224,8 @@ _clusters: dict[str, Any] = {}
 _clusters_lock = threading.Lock()
 
 
-def ioctx_for(spec: str):
-    """A RADOS I/O context for the pool and namespace of a rados connector string."""
+def cluster_for(spec: str):
+    """A connected rados.Rados for a rados connector string (shared, kept)."""
     import rados
 
     options = dict(ConnectorSpec.parse(spec).options)
@@ -242,7 +242,13 @@ def ioctx_for(spec: str):
                                   conf=conf)
             cluster.connect(timeout=int(timeout))
             _clusters[key] = cluster
-    ioctx = cluster.open_ioctx(options["pool"])
+    return cluster
+
+
+def ioctx_for(spec: str):
+    """A RADOS I/O context for the pool and namespace of a rados connector string."""
+    options = dict(ConnectorSpec.parse(spec).options)
+    ioctx = cluster_for(spec).open_ioctx(options["pool"])
     if options.get("namespace"):
         ioctx.set_namespace(options["namespace"])
     return ioctx

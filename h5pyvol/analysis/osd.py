@@ -41,8 +41,11 @@ def _layout_shards(ds: h5py.Dataset, node) -> list[Shard]:
     layout (object name, size, OSDs). The adapter to today's connector."""
     from h5pyvol.connectors import rados as rados_connector
 
+    from .sources import source_of
+
     grid = ChunkGrid(tuple(ds.shape), tuple(node.chunk_shape))
     stored = {tuple(e["chunk"]): e for e in rados_connector.layout(node)}
+    hosts = _osd_hosts(source_of(ds).spec, {e["primary"] for e in stored.values()})
     out = []
     for cid in grid.ids():
         e = stored.get(cid)
@@ -51,8 +54,30 @@ def _layout_shards(ds: h5py.Dataset, node) -> list[Shard]:
             continue
         where = {"osds": e["osds"], "primary": e["primary"], "pg": e["pgid"], "pool": e["pool"],
                  "namespace": e["namespace"], "chunk_shape": list(node.chunk_shape)}
+        if hosts.get(e["primary"]):
+            where["host"] = hosts[e["primary"]]
         out.append(Shard(grid.box(cid), int(e["bytes"]), e["object"], where))
     return out
+
+
+_hosts: dict[tuple[str, int], str | None] = {}
+
+
+def _osd_hosts(spec: str, osds: set[int]) -> dict[int, str | None]:
+    """The host of each OSD (``ceph osd find``), cached."""
+    import json
+
+    from .lua import cluster_for
+
+    missing = [o for o in osds if (spec, o) not in _hosts]
+    if missing:
+        cluster = cluster_for(spec)
+        for osd in missing:
+            ret, out, _ = cluster.mon_command(json.dumps({"prefix": "osd find", "id": int(osd), "format": "json"}),
+                                              b"", timeout=30)
+            found = json.loads(out) if ret == 0 and out else {}
+            _hosts[(spec, osd)] = found.get("host") or found.get("crush_location", {}).get("host")
+    return {o: _hosts[(spec, o)] for o in osds}
 
 
 def shards_of(ds: h5py.Dataset) -> list[Shard]:

@@ -106,6 +106,18 @@ def test_filtered_chunks_fall_back_to_python(rados_file):
         execute(Sum(), inputs={"z": ds}, engine="serial", lua=True)
 
 
+def test_rados_shards_name_objects_osds_and_host(rados_file):
+    import socket
+
+    from h5pyvol.analysis.osd import shards_of
+
+    ds = rados_file.create_dataset("x", data=np.arange(100.0), chunks=(30,))
+    shards = shards_of(ds)
+    assert [s.selection[0] for s in shards] == [slice(0, 30), slice(30, 60), slice(60, 90), slice(90, 100)]
+    assert all(s.key and s.location["osds"] == [0] and s.location["primary"] == 0 for s in shards)
+    assert {s.location["host"] for s in shards} == {socket.gethostname()}  # the primary OSD's host
+
+
 def test_a_failing_osd_script_names_its_object(rados_file, ceph):
     ds = rados_file.create_dataset("x", data=_clustered(), chunks=(100, 64))
     rados_file.flush()
