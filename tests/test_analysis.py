@@ -189,6 +189,19 @@ def test_failing_map_reports_shard_and_traceback(memfile, nativefile):
         execute(_boom, sum, {"x": f["x"]}, engine="processes", workers=2)
 
 
+def _dies(block):
+    if block.index == 5:
+        os._exit(3)
+    return 1
+
+
+def test_a_dying_worker_is_reported_not_waited_for(nativefile):
+    with h5py.File(nativefile, "r") as f:
+        with pytest.raises(MapError, match=r"died \(exit code 3\) while mapping shards \[5"):
+            execute(_dies, sum, {"x": f["x"]}, engine="processes", workers=2, timeout=60)
+        assert execute(Count(), inputs={"x": f["x"]}, engine="processes", workers=2).value == ROWS * COLS
+
+
 def _sleepy(block):
     time.sleep(30)
 

@@ -245,6 +245,10 @@ class ProcessEngine(Engine):
 # ---------------------------------------------------------------- MPI
 
 
+_private_comms: dict[int, Any] = {}
+_mpi_calls = [0]
+
+
 class MPIEngine(Engine):
     """The ranks of `comm` (default MPI.COMM_WORLD). Every rank calls `execute`
     with the same arguments; rank 0 plans and combines, every rank maps the
@@ -257,11 +261,16 @@ class MPIEngine(Engine):
     def __init__(self, comm: Any = None):
         from mpi4py import MPI
 
-        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        user = comm if comm is not None else MPI.COMM_WORLD
+        # A private duplicate (made once, collectively): our messages never
+        # meet the program's own.
+        key = user.py2f()
+        if key not in _private_comms:
+            _private_comms[key] = user.Dup()
+        self.comm = _private_comms[key]
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         here = (MPI.Get_processor_name(), os.getpid())
         self._ranks = [Worker(f"rank-{r}", host, pid) for r, (host, pid) in enumerate(self.comm.allgather(here))]
-        self._calls = 0
 
     @property
     def caller(self) -> Worker:
@@ -271,7 +280,9 @@ class MPIEngine(Engine):
         return list(self._ranks)
 
     def _tag(self) -> int:
-        return 7000 + self._calls % 1000
+        # One tag per call (every rank counts the same calls): a late message
+        # of a call that failed or timed out is never taken for the next one's.
+        return 1 + _mpi_calls[0] % 30000
 
     def _recv(self, source: int, deadline: float | None) -> Any:
         """A message from `source`, waiting no longer than `deadline`."""
@@ -293,7 +304,7 @@ class MPIEngine(Engine):
             time.sleep(self.POLL)
 
     def start_call(self) -> None:
-        self._calls += 1
+        _mpi_calls[0] += 1
 
     def run(self, job, batches, report):
         for r in range(1, self.size):

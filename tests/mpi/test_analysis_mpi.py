@@ -111,3 +111,27 @@ def test_mpi_map_error_reaches_every_rank(comm, source):
         execute(_fails_on_rank_1, sum, inputs, engine="mpi", timeout=60)
     # the ranks are in step again
     assert execute(Sum(), inputs=inputs, engine="mpi", timeout=60).value == int(_data().sum())
+
+
+def _slow_on_rank_1(block):
+    import time
+
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_rank() == 1:
+        time.sleep(60)
+    return 1
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("source", ["native"], indirect=True)
+def test_mpi_timeout_reaches_every_rank(comm, source):
+    import time
+
+    _, inputs = source
+    t0 = time.perf_counter()
+    with pytest.raises((MapError, TimeoutError), match="time"):
+        execute(_slow_on_rank_1, sum, inputs, engine="mpi", timeout=2)
+    assert time.perf_counter() - t0 < 30
+    comm.Barrier()
+    assert execute(Sum(), inputs=inputs, engine="mpi", timeout=60).value == int(_data().sum())
