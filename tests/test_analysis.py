@@ -13,6 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from analysis_fixtures import dask_client  # noqa: F401 - a fixture
 
 import h5pyvol
 from h5pyvol.analysis import (
@@ -64,16 +65,6 @@ def nativefile(tmp_path):
         f.create_dataset("x", data=_data(), chunks=CHUNK)
         f.create_dataset("n", data=np.arange(ROWS * COLS, dtype=np.int64).reshape(ROWS, COLS), chunks=CHUNK)
     return path
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 # ---------------------------------------------------------------- queries

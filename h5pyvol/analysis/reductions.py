@@ -86,31 +86,31 @@ class Sum(Reduction):
         return sum(partials) if partials else 0
 
 
-def _extreme(partials: list, pick) -> Any:
-    found = [p for p in partials if p is not None]
-    if any(isinstance(p, float) and math.isnan(p) for p in found):
-        return math.nan
-    return pick(found) if found else None
+class _Extreme(Reduction):
+    """The least (Min) or greatest (Max) selected value; NaN if any is NaN."""
+
+    pick = min
+
+    def partial(self, values):
+        if not values.size:
+            return None
+        return (values.min() if self.pick is min else values.max()).item()
+
+    def combine(self, partials):
+        found = [p for p in partials if p is not None]
+        if any(isinstance(p, float) and math.isnan(p) for p in found):
+            return math.nan
+        return type(self).pick(found) if found else None
 
 
-class Min(Reduction):
+class Min(_Extreme):
     name = "min"
-
-    def partial(self, values):
-        return values.min().item() if values.size else None
-
-    def combine(self, partials):
-        return _extreme(partials, min)
+    pick = min
 
 
-class Max(Reduction):
+class Max(_Extreme):
     name = "max"
-
-    def partial(self, values):
-        return values.max().item() if values.size else None
-
-    def combine(self, partials):
-        return _extreme(partials, max)
+    pick = max
 
 
 class Mean(Reduction):

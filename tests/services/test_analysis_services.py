@@ -23,6 +23,8 @@ import h5pyvol
 from h5pyvol.analysis import Count, Histogram, MapError, Max, Mean, Min, Q, Sum, execute, view
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+sys.path.insert(0, str(EXAMPLES.parent / "tests"))
+from analysis_fixtures import dask_client  # noqa: E402, F401 - a fixture
 
 
 def _rados_opts(ceph: dict) -> dict:
@@ -50,16 +52,6 @@ def s3_file(ceph, monkeypatch):
     for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
         client.delete_object(Bucket=bucket, Key=obj["Key"])
     client.delete_bucket(Bucket=bucket)
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 def _clustered(rows=300, cols=64, seed=3) -> np.ndarray:
