@@ -216,7 +216,8 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
         t_mapped = time.perf_counter()
 
         outcomes.sort(key=lambda o: o.index)
-        lua_values = [o.value for o in outcomes if o.index in {t.index for t in osd_tasks}]
+        in_osds = {t.index for t in osd_tasks}
+        lua_values = [o.value for o in outcomes if o.index in in_osds]
         if assoc:
             values = [p.value for p in partials] + lua_values
         else:
@@ -235,7 +236,7 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
         "shards_read": len(outcomes),
         "lua_shards": len(osd_tasks),
         "bytes_read": sum(o.bytes_read for o in outcomes),
-        "bytes_fetched": sum(o.bytes_read for o in outcomes if o.index not in {t.index for t in osd_tasks}),
+        "bytes_fetched": sum(o.bytes_read for o in outcomes if o.index not in in_osds),
         "bytes_returned": sum(o.bytes_returned for o in outcomes) + sum(p.bytes_returned for p in partials),
         "seconds": t_end - t_start,
         "phases": {"plan": t_planned - t_start, "map": t_mapped - t_planned, "combine": t_end - t_mapped},

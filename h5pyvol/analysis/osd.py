@@ -93,6 +93,9 @@ def shards_of(ds: h5py.Dataset) -> list[Shard]:
 def chunk_shape(first: Input, shard: Shard) -> tuple[int, ...]:
     """The shape of the stored (padded) chunk holding `shard`."""
     shape = shard.location.get("chunk_shape") or first.chunks
+    if not shape and first.dataset is not None:
+        node = _rados_dataset(first.dataset)  # a contiguous dataset: the connector's own chunks
+        shape = node.chunk_shape if node is not None else None
     if not shape:
         raise ValueError(f"the chunk shape of {first.path!r} is unknown")
     return tuple(int(c) for c in shape)
@@ -120,6 +123,8 @@ def unpushable(first: Input, reduction: Reduction, query: Query | None) -> str |
         return "the first input is not stored in RADOS"
     if first.filters:
         return "its chunks are filtered (compressed); only raw chunks can be decoded in the OSD"
+    if not first.chunks and (first.dataset is None or _rados_dataset(first.dataset) is None):
+        return "its chunk shape is unknown"
     return lua.unsupported(first, reduction, query)
 
 

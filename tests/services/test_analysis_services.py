@@ -87,6 +87,8 @@ def test_lua_nan_integers_and_partial_edge_chunks(rados_file):
     f32 = rados_file.create_dataset("f", data=_clustered().astype(np.float32), chunks=(64, 64))
     assert np.isnan(execute(Max(), inputs={"f": f32}, engine="serial", lua=True).value)  # NaN propagates
     assert execute(Count(), inputs={"f": f32}, query=Q.value != 1.5, engine="serial", lua=True).value == 300 * 64
+    contiguous = rados_file.create_dataset("c", data=np.arange(1000.0))  # the connector chunks it itself
+    assert execute(Sum(), inputs={"c": contiguous}, engine="serial", lua=True).value == sum(range(1000))
 
 
 def test_filtered_chunks_fall_back_to_python(rados_file):
