@@ -24,15 +24,16 @@ from .tasks import Outcome
 
 
 def _rados_dataset(ds: h5py.Dataset):
-    """The rados connector's dataset behind `ds`, or None."""
-    try:
-        from h5pyvol.connectors import rados as rados_connector
-    except ImportError:  # pragma: no cover - the connector ships with h5pyvol
-        return None
+    """The rados connector's dataset behind `ds`, or None (without importing
+    the RADOS bindings for datasets of other connectors)."""
     try:
         node = h5pyvol.node_of(ds)
     except ValueError:
         return None
+    if not type(node).__module__.endswith("connectors.rados"):
+        return None
+    from h5pyvol.connectors import rados as rados_connector
+
     return node if isinstance(node, rados_connector.RadosDataset) else None
 
 

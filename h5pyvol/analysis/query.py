@@ -183,16 +183,27 @@ class _Value(Query):
         return ALWAYS if always else MAYBE
 
 
-class _AttrName(Query):
-    """The object has an attribute whose name equals, or matches a glob."""
+class _ObjectLevel(Query):
+    """A predicate on the object itself: decided exactly, before any value is read."""
 
-    kind = "attr_name"
+    def prune(self, zone, exact, attrs=None, link_name="", first=None):
+        return ALWAYS if self.mask(None, attrs, link_name) else NEVER
+
+
+class _NamePredicate(_ObjectLevel):
+    """A name equals, differs from, or matches a glob."""
 
     def __init__(self, op: str, pattern: str):
         self.op, self.pattern = _check_name_op(op), _plain(pattern)
 
     def to_dict(self) -> dict:
-        return {"kind": "attr_name", "op": self.op, "args": [self.pattern]}
+        return {"kind": self.kind, "op": self.op, "args": [self.pattern]}
+
+
+class _AttrName(_NamePredicate):
+    """The object has an attribute whose name matches."""
+
+    kind = "attr_name"
 
     def matching(self, attrs: Mapping[str, Any] | None) -> list[str]:
         return [n for n in (attrs or {}) if _name_matches(self.op, n, self.pattern)]
@@ -200,11 +211,8 @@ class _AttrName(Query):
     def mask(self, values, attrs=None, link_name=""):
         return bool(self.matching(attrs))
 
-    def prune(self, zone, exact, attrs=None, link_name="", first=None):
-        return ALWAYS if self.mask(None, attrs) else NEVER
 
-
-class _AttrValue(Query):
+class _AttrValue(_ObjectLevel):
     """The object has attribute `name`, whose value (or one of its elements) compares true."""
 
     kind = "attr_value"
@@ -235,26 +243,14 @@ class _AttrValue(Query):
     def mask(self, values, attrs=None, link_name=""):
         return bool(self.matching(attrs))
 
-    def prune(self, zone, exact, attrs=None, link_name="", first=None):
-        return ALWAYS if self.mask(None, attrs) else NEVER
 
-
-class _LinkName(Query):
-    """The object's link name (the last component of its path) equals, or matches a glob."""
+class _LinkName(_NamePredicate):
+    """The object's link name (the last component of its path) matches."""
 
     kind = "link_name"
 
-    def __init__(self, op: str, pattern: str):
-        self.op, self.pattern = _check_name_op(op), _plain(pattern)
-
-    def to_dict(self) -> dict:
-        return {"kind": "link_name", "op": self.op, "args": [self.pattern]}
-
     def mask(self, values, attrs=None, link_name=""):
         return _name_matches(self.op, link_name.rstrip("/").rsplit("/", 1)[-1], self.pattern)
-
-    def prune(self, zone, exact, attrs=None, link_name="", first=None):
-        return ALWAYS if self.mask(None, attrs, link_name) else NEVER
 
 
 def _check_name_op(op: str) -> str:
