@@ -26,10 +26,12 @@ import multiprocessing
 import os
 import pickle
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
 from .plan import Task, Worker
@@ -125,13 +127,21 @@ class _Pool:
     def __init__(self, size: int):
         ctx = multiprocessing.get_context("spawn")
         self.procs, self.conns = [], []
-        for _ in range(size):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_pool_worker, args=(child,), daemon=True, name="h5pyvol-analysis")
-            proc.start()
-            child.close()
-            self.procs.append(proc)
-            self.conns.append(parent)
+        # Workers take this process's sys.path: put the h5pyvol this process
+        # runs first, so that a source tree on the path (without the built
+        # plugin) cannot shadow it.
+        saved = list(sys.path)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        try:
+            for _ in range(size):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_pool_worker, args=(child,), daemon=True, name="h5pyvol-analysis")
+                proc.start()
+                child.close()
+                self.procs.append(proc)
+                self.conns.append(parent)
+        finally:
+            sys.path[:] = saved
         host = socket.gethostname()
         self.workers = [Worker(f"process-{i}", host, p.pid) for i, p in enumerate(self.procs)]
         self.broken = False
