@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--url", default="memory://xpcs.h5", help="file URL (rados://..., s3://..., a path)")
-    parser.add_argument("--frames", type=int, default=128)
-    parser.add_argument("--height", type=int, default=64)
-    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=128, help="frames T of the synthetic stack (default 128)")
+    parser.add_argument("--height", type=int, default=64, help="detector rows Y (default 64)")
+    parser.add_argument("--width", type=int, default=64, help="detector columns X (default 64)")
     parser.add_argument("--chunk", default="16,16", help="pixels per chunk, cy,cx")
     parser.add_argument("--delays", default="1,2,4,8", help="comma-separated delays, in frames")
     parser.add_argument("--mask", help="a .npy file of 0/1 (shape height x width); default: a dead border and column")
