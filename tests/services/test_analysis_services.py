@@ -172,6 +172,8 @@ def test_views_save_and_reopen(store, request):
     assert back.version == v.version and back.objects == []
     np.testing.assert_array_equal(back.region("/x").mask(), expect)
     np.testing.assert_array_equal(back.region("/x").read(f["x"]), data[expect])
+    # HDF5's own region reference, stored through the connector, selects the same elements
+    np.testing.assert_array_equal(f["x"][f["view/regions/refs"][0]], data[expect])
 
 
 def _load_g2():
