@@ -21,7 +21,8 @@ moved to clients (goal 0).
 
 Uses the cluster of H5PYVOL_CEPH_DIR and the port variables (started if
 needed through tests/services/servers.py). Data is written once per store
-and removed afterwards.
+and removed afterwards. ``--stores memory`` runs the same in this process on
+the memory connector, whose zone maps show the pruning.
 
 Usage: python -P bench/bench_analysis.py [--gib 1.0] [--stores rados,s3] [--engine processes] [--workers 2]
        [--repeat 3] [--workloads masked_sum,histogram,selective,g2]
@@ -79,6 +80,8 @@ def best(fn, repeat: int):
 
 
 def open_store(store: str, info: dict, name: str, mode: str):
+    if store == "memory":
+        return h5pyvol.File(name, mode, "memory")
     if store == "rados":
         return h5pyvol.File(name, mode, "rados", pool=info["pool"], conf=info["conf"], keyring=info["keyring"],
                             user=info["user"], namespace=info["namespace"])
@@ -154,7 +157,11 @@ def run_store(store: str, info: dict, args, out: list) -> None:
 
 
 def cleanup(store: str, info: dict, fname: str) -> None:
-    if store == "rados":
+    if store == "memory":
+        from h5pyvol import registry
+
+        registry.load("memory").delete(fname)
+    elif store == "rados":
         from h5pyvol import registry
 
         registry.load(h5pyvol.connector_string("rados", pool=info["pool"], conf=info["conf"],
@@ -191,7 +198,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--gib", type=float, default=1.0, help="size of each dataset (default 1)")
-    ap.add_argument("--stores", default="rados,s3")
+    ap.add_argument("--stores", default="rados,s3",
+                    help="comma-separated: rados, s3, memory (in this process, with zone maps: shows pruning)")
     ap.add_argument("--engine", default="processes", choices=["serial", "processes", "dask"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
@@ -200,10 +208,13 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "tests" / "services"))
     import servers
 
-    ceph = servers.start_ceph()
+    stores = args.stores.split(",")
+    ceph = servers.start_ceph() if {"rados", "s3"} & set(stores) else {}
     rows: list = []
-    for store in args.stores.split(","):
-        if store == "rados":
+    for store in stores:
+        if store == "memory":
+            info = {}
+        elif store == "rados":
             info = {**ceph, "namespace": f"bench-{uuid.uuid4().hex[:8]}"}
         elif store == "s3":
             import os

@@ -207,8 +207,11 @@ class ProcessEngine(Engine):
         return list(self._pool().workers)
 
     def run(self, job, batches, report):
-        pool = self._pool()
         partials: list[Partial] = []
+        if all(w == self.caller for w, tasks in batches.items() if tasks):  # memory files only: no pool needed
+            _run_here(job, batches.get(self.caller, []), report, partials)
+            return partials
+        pool = self._pool()
         busy: dict[int, list[Task]] = {}
         for i, w in enumerate(pool.workers):
             if batches.get(w):
