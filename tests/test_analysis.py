@@ -367,3 +367,34 @@ def combine(parts):
     bad = subprocess.run([sys.executable, "-P", "-m", "h5pyvol.analysis", str(tmp_path / "missing.py")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot load" in bad.stderr
+
+
+# ---------------------------------------------------------------- the Lua compiler (run in Ceph by tests/services)
+
+
+def test_lua_runs_cover_exactly_the_in_extent_elements():
+    from h5pyvol.analysis.lua import runs
+
+    for chunk, extent in [((4, 5), (4, 5)), ((4, 5), (3, 5)), ((4, 5), (4, 2)), ((3, 4, 5), (2, 4, 3)),
+                          ((3, 4, 5), (2, 4, 5)), ((7,), (3,)), ((), ())]:
+        inside = np.zeros(chunk, bool)
+        inside[tuple(slice(0, e) for e in extent)] = True
+        covered = np.zeros(int(np.prod(chunk)), bool)
+        for start, count in runs(chunk, extent):
+            assert not covered[start:start + count].any()
+            covered[start:start + count] = True
+        np.testing.assert_array_equal(covered, inside.reshape(-1))
+    assert len(runs((4, 5), (3, 5))) == 1  # whole rows merge into one read
+
+
+def test_lua_script_prints_its_own_constants():
+    from h5pyvol.analysis.lua import compile_script, unsupported
+    from h5pyvol.analysis.sources import Input
+
+    first = Input("x", (10, 10), np.dtype("<f8"), attrs={"units": "K"}, chunks=(5, 10))
+    q = (Q.value > 0.1) & (Q.attr("units") == "K") & ~Q.value.between(float("-inf"), -1e300) | (Q.value != float("nan"))
+    text = compile_script(Histogram(4, (0.0, 1.0)), q, first, (5, 10), (5, 10))
+    assert "true" in text and "units" not in text  # the attribute predicate was folded to a constant
+    assert "(-math.huge)" in text and "(0.0/0.0)" in text and "objclass.register" in text
+    assert unsupported(Input("x", (3,), np.dtype(">f8")), Sum(), None).startswith("Lua cannot decode")
+    assert "another input" in unsupported(first, Sum(), Q.value("y") > 1)
