@@ -30,11 +30,19 @@ def _rados_dataset(ds: h5py.Dataset):
         node = h5pyvol.node_of(ds)
     except ValueError:
         return None
-    if not type(node).__module__.endswith("connectors.rados"):
+    if not type(node).__module__.endswith("connectors.rados") or not isinstance(node, h5pyvol.connector.Dataset):
         return None
-    from h5pyvol.connectors import rados as rados_connector
+    return node
 
-    return node if isinstance(node, rados_connector.RadosDataset) else None
+
+def _node_chunks(node) -> tuple[int, ...] | None:
+    """The chunk shape a RADOS dataset stores (its own grid, also for contiguous datasets)."""
+    for attr in ("chunk_shape", "chunks"):
+        shape = getattr(node, attr, None)
+        if shape:
+            return tuple(int(c) for c in shape)
+    grid = getattr(node, "grid", None)
+    return tuple(grid.chunks) if grid is not None else None
 
 
 def _layout_shards(ds: h5py.Dataset, node) -> list[Shard]:
@@ -44,7 +52,7 @@ def _layout_shards(ds: h5py.Dataset, node) -> list[Shard]:
 
     from .sources import source_of
 
-    grid = ChunkGrid(tuple(ds.shape), tuple(node.chunk_shape))
+    grid = ChunkGrid(tuple(ds.shape), _node_chunks(node))
     stored = {tuple(e["chunk"]): e for e in rados_connector.layout(node)}
     hosts = _osd_hosts(source_of(ds).spec, {e["primary"] for e in stored.values()})
     out = []
@@ -54,7 +62,7 @@ def _layout_shards(ds: h5py.Dataset, node) -> list[Shard]:
             out.append(Shard(grid.box(cid), 0, None, {}, written=False))
             continue
         where = {"osds": e["osds"], "primary": e["primary"], "pg": e["pgid"], "pool": e["pool"],
-                 "namespace": e["namespace"], "chunk_shape": list(node.chunk_shape)}
+                 "namespace": e["namespace"], "chunk_shape": list(grid.chunks)}
         if hosts.get(e["primary"]):
             where["host"] = hosts[e["primary"]]
         out.append(Shard(grid.box(cid), int(e["bytes"]), e["object"], where))
@@ -86,7 +94,7 @@ def shards_of(ds: h5py.Dataset) -> list[Shard]:
     shards do not name their objects yet, the connector's chunk layout."""
     shards = h5pyvol.shards(ds)
     node = _rados_dataset(ds)
-    if node is not None and all(s.key is None for s in shards):
+    if node is not None and all(s.key is None for s in shards) and hasattr(node, "layout"):
         return _layout_shards(ds, node)
     return shards
 
@@ -96,7 +104,7 @@ def chunk_shape(first: Input, shard: Shard) -> tuple[int, ...]:
     shape = shard.location.get("chunk_shape") or first.chunks
     if not shape and first.dataset is not None:
         node = _rados_dataset(first.dataset)  # a contiguous dataset: the connector's own chunks
-        shape = node.chunk_shape if node is not None else None
+        shape = _node_chunks(node) if node is not None else None
     if not shape:
         raise ValueError(f"the chunk shape of {first.path!r} is unknown")
     return tuple(int(c) for c in shape)

@@ -9,6 +9,7 @@ rank is reported on every rank and leaves none waiting.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 
@@ -69,6 +70,9 @@ def source(request, comm, shared_name, monkeypatch):
     yield kind, inputs
     if f is not None:
         f.close()
+    comm.Barrier()
+    if kind == "native" and comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.mpi(min_size=2)
