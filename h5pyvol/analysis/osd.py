@@ -132,8 +132,10 @@ def unpushable(first: Input, reduction: Reduction, query: Query | None) -> str |
         return "the first input is not stored in RADOS"
     if first.filters:
         return "its chunks are filtered (compressed); only raw chunks can be decoded in the OSD"
-    if not first.chunks and (first.dataset is None or _rados_dataset(first.dataset) is None):
-        return "its chunk shape is unknown"
+    if not first.chunks:
+        node = _rados_dataset(first.dataset) if first.dataset is not None else None
+        if node is None or _node_chunks(node) is None:
+            return "its chunk shape is unknown"
     return lua.unsupported(first, reduction, query)
 
 
