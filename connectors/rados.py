@@ -653,10 +653,15 @@ class RadosBackend(Backend):
 # ---------------------------------------------------------------- the connector
 
 
+class RadosDataset(ChunkedDataset):
+    """A dataset of the rados connector: one RADOS object per chunk version."""
+
+
 class RadosConnector(ChunkedConnector):
     """HDF5 files as objects in a Ceph RADOS pool (see docs/rados-layout.md)."""
 
     name = "rados"
+    dataset_class = RadosDataset
 
     KNOWN = {"pool", "conf", "name", "user", "keyring", "namespace", "timeout", "inflight", *OPTION_DEFAULTS}
 
@@ -683,12 +688,12 @@ class RadosConnector(ChunkedConnector):
         return self._backend
 
 
-def connector_dataset(dataset: Any) -> ChunkedDataset:
+def connector_dataset(dataset: Any) -> RadosDataset:
     """The connector's dataset behind an open h5py Dataset served by this connector."""
     from h5pyvol import node_of
 
-    node = dataset if isinstance(dataset, ChunkedDataset) else node_of(dataset)
-    if not isinstance(node, ChunkedDataset) or not isinstance(node._file.connector, RadosConnector):
+    node = dataset if isinstance(dataset, RadosDataset) else node_of(dataset)
+    if not isinstance(node, RadosDataset):
         raise TypeError(f"{dataset!r} is not a dataset of the rados connector")
     return node
 

@@ -528,10 +528,15 @@ def _manifest_from_json(m: dict, key: str) -> dict:
 # ---------------------------------------------------------------- the connector
 
 
+class S3Dataset(ChunkedDataset):
+    """A dataset of the s3 connector: one object per chunk version."""
+
+
 class S3Connector(ChunkedConnector):
     """HDF5 files in an S3 bucket: a JSON manifest and one object per chunk version."""
 
     name = "s3"
+    dataset_class = S3Dataset
 
     def __init__(self, **options: str) -> None:
         unknown = sorted(set(options) - set(DEFAULTS) - {"bucket"})
@@ -569,8 +574,8 @@ def layout(dataset: Any) -> dict:
     wrapper of `h5pyvol.shards` (which also gives zone maps and locations)."""
     from h5pyvol import node_of
 
-    node = dataset if isinstance(dataset, ChunkedDataset) else node_of(dataset)
-    if not isinstance(node, ChunkedDataset) or not isinstance(node._file.connector, S3Connector):
+    node = dataset if isinstance(dataset, S3Dataset) else node_of(dataset)
+    if not isinstance(node, S3Dataset):
         raise TypeError(f"{dataset!r} is not a dataset of the s3 connector")
     backend = node._file.backend
     chunks = [{"index": tuple(s.start // c for s, c in zip(shard.selection, node.chunk_shape, strict=True)),

@@ -623,7 +623,7 @@ class ChunkedFile(api.File):
     def load(self, head: dict, version: Any) -> None:
         self.head, self.version = head, version
         self.file_id = head.get("file_id", "")
-        kinds = {"group": ChunkedGroup, "dataset": ChunkedDataset, "datatype": ChunkedDatatype}
+        kinds = {"group": ChunkedGroup, "dataset": self.connector.dataset_class, "datatype": ChunkedDatatype}
         for hexed, record in head["nodes"].items():
             token = bytes.fromhex(hexed)
             self.nodes[token] = kinds[record["kind"]](self, token, record)
@@ -657,7 +657,7 @@ class ChunkedFile(api.File):
         return self._add(ChunkedGroup, gcpl=gcpl)
 
     def create_dataset(self, meta: api.ArrayMeta) -> api.Dataset:
-        return self._add(ChunkedDataset, meta=meta)
+        return self._add(self.connector.dataset_class, meta=meta)
 
     def commit_datatype(self, hdf5_type: bytes) -> api.Datatype:
         return self._add(ChunkedDatatype, hdf5_type=hdf5_type)
@@ -1002,14 +1002,15 @@ class ChunkedConnector(api.Connector):
     """Base of connectors whose files are a head plus one object per chunk.
 
     A subclass parses its options, calls ``super().__init__`` and provides
-    `backend` (a `Backend`)."""
+    `backend` (a `Backend`); `dataset_class` may name a subclass of
+    `ChunkedDataset` of its own (for type checks and backend-specific helpers)."""
 
     supports_delete = True
     supports_resize = True
     supports_creation_order = True
     supports_committed_datatypes = True
     supports_link_count_changes = True
-    kind: ClassVar[str] = "chunked"
+    dataset_class: ClassVar[type[ChunkedDataset]] = ChunkedDataset
 
     def __init__(self, **options: str) -> None:
         super().__init__(**options)
