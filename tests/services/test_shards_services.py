@@ -144,3 +144,11 @@ def test_chunks_decode_with_the_descriptor_alone(store):
         assert desc["dtype"] == ">i2" and desc["encoding"] == "raw" and storage.fill_value(desc) == 7
         assert storage.describe(f["zip"])["filters"] == [["shuffle"], ["gzip", 4]]
         assert storage.describe(f["words"])["encoding"] == "json"
+
+
+def test_zone_maps_can_be_turned_off(store):
+    with store.open("nozones.h5", "w", zone_maps="0") as f:
+        f.create_dataset("d", data=np.arange(20.0), chunks=(5,))
+    with store.open("nozones.h5") as f:
+        got = h5pyvol.shards(f["d"])
+        assert all(s.written for s in got) and all(s.stats is None for s in got)
