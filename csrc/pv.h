@@ -54,10 +54,26 @@ enum pv_fn { PV_BRIDGE_FUNCTIONS(PV_ENUM_ENTRY) PV_FN_COUNT };
 
 /* ---- python.c: the interpreter, the GIL and calls into the bridge ---- */
 
+/* 0 once the interpreter runs (started in a C host); -1 with an error pushed. No GIL needed. */
+int pv_python_start(const char *func);
+/* With the GIL: 0 once h5pyvol's bridge is imported; -1 with an error pushed. */
+int pv_bridge_import(const char *func);
+int pv_owns_interpreter(void); /* the plugin started the interpreter: a C host */
+int pv_python_seen(void);      /* the interpreter ran at some point */
+unsigned long pv_error_count(void); /* errors pushed so far */
+
+/* ---- callback.c: every callback's way into Python and back ---- */
+
 /* Ensures the interpreter runs and the bridge is imported, and takes the GIL.
  * Returns 0 on success; on failure an HDF5 error is pushed, no GIL is held. */
 int pv_enter(PyGILState_STATE *gil, const char *func);
 void pv_leave(PyGILState_STATE gil);
+/* Keeps an exception that is no error (KeyboardInterrupt, SystemExit) to be
+ * raised again in the Python caller of the HDF5 call; steals the references. */
+void pv_keep_interrupt(PyObject *type, PyObject *value, PyObject *tb);
+/* In a C host: SIGINT while Python runs for a callback interrupts it. */
+void pv_signals_install(void);
+void pv_signals_restore(void);
 
 /* Calls bridge function `fn` with `nargs` arguments. Steals a reference to
  * every argument (NULL arguments mean an earlier allocation failed). Returns a

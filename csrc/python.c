@@ -1,9 +1,10 @@
 /*
  * python.c: the embedded interpreter and every crossing into Python.
  *
- * Owns: starting CPython in a C host (or joining h5py's), the GIL around each
- * callback, the table of bridge functions, argument/result conversion, and
- * turning Python exceptions into entries on HDF5's error stack.
+ * Owns: starting CPython in a C host (or joining h5py's), the table of bridge
+ * functions, argument/result conversion, and turning Python exceptions into
+ * entries on HDF5's error stack (callback.c: what each callback does around
+ * its call into Python).
  */
 #define _GNU_SOURCE
 #include "pv.h"
@@ -71,22 +72,42 @@ herr_t pv_unsupported(const char *func, const char *kind, int op_type)
     return -1;
 }
 
+/* `o` as UTF-8 text that C can print: str() of it, with lone surrogates and
+ * other unencodable characters escaped (\\udcff) and NUL shown as \\x00, so
+ * that neither cuts nor hides the message. A new bytes object, or NULL. */
+static PyObject *printable(PyObject *o)
+{
+    PyObject *text = PyUnicode_Check(o) ? Py_NewRef(o) : PyObject_Str(o);
+    PyObject *enc, *out;
+
+    if (!text)
+        return NULL;
+    enc = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    Py_DECREF(text);
+    if (!enc || !memchr(PyBytes_AS_STRING(enc), 0, (size_t)PyBytes_GET_SIZE(enc)))
+        return enc;
+    out = PyObject_CallMethod(enc, "replace", "y#y#", "\0", (Py_ssize_t)1, "\\x00", (Py_ssize_t)4);
+    Py_DECREF(enc);
+    return out;
+}
+
 /* "h5pyvol: TYPE: TEXT[, errno = N] [FILE:LINE in FUNCTION]" from the
  * exception, built without running Python code of ours. */
 static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, size_t size)
 {
     const char *tname = type ? ((PyTypeObject *)type)->tp_name : "Exception";
     const char *dot   = strrchr(tname, '.');
-    PyObject   *text = NULL, *err = NULL;
+    PyObject   *text = NULL, *err = NULL, *file = NULL, *fn = NULL;
+    const char *shown;
     char        where[512] = "", errno_part[64] = "";
 
     if (dot)
         tname = dot + 1;
     if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && PyTuple_Check(((PyBaseExceptionObject *)value)->args) &&
         PyTuple_GET_SIZE(((PyBaseExceptionObject *)value)->args) == 1)
-        text = PyObject_Str(PyTuple_GET_ITEM(((PyBaseExceptionObject *)value)->args, 0)); /* no quotes */
+        text = printable(PyTuple_GET_ITEM(((PyBaseExceptionObject *)value)->args, 0)); /* no quotes */
     else if (value)
-        text = PyObject_Str(value);
+        text = printable(value);
     if (value && PyErr_GivenExceptionMatches(value, PyExc_OSError) &&
         (err = PyObject_GetAttrString(value, "errno")) && PyLong_Check(err))
         snprintf(errno_part, sizeof errno_part, ", errno = %ld", PyLong_AsLong(err));
@@ -100,19 +121,24 @@ static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, s
         long          line   = lineno && PyLong_Check(lineno) ? PyLong_AsLong(lineno) : -1;
         Py_XDECREF(lineno);
         if (code) {
-            const char *file = PyUnicode_AsUTF8(code->co_filename);
-            const char *base = file ? strrchr(file, '/') : NULL;
-            const char *fn   = PyUnicode_AsUTF8(code->co_name);
-            snprintf(where, sizeof where, " [%s:%ld in %s]", base ? base + 1 : (file ? file : "?"), line,
-                     fn ? fn : "?");
+            const char *base;
+            file = printable(code->co_filename);
+            fn   = printable(code->co_name);
+            base = file ? strrchr(PyBytes_AS_STRING(file), '/') : NULL;
+            snprintf(where, sizeof where, " [%s:%ld in %s]", base ? base + 1 : (file ? PyBytes_AS_STRING(file) : "?"),
+                     line, fn ? PyBytes_AS_STRING(fn) : "?");
             Py_DECREF(code);
         }
     }
     PyErr_Clear();
-    snprintf(out, size, "h5pyvol: %s: %s%s%s", tname, text && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "?",
-             errno_part, where);
+    shown = text ? PyBytes_AS_STRING(text) : "?";
+    if (!*shown && value && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt))
+        shown = "interrupted (Ctrl-C, SIGINT)";
+    snprintf(out, size, "h5pyvol: %s: %s%s%s", tname, shown, errno_part, where);
     PyErr_Clear();
     Py_XDECREF(text);
+    Py_XDECREF(file);
+    Py_XDECREF(fn);
 }
 
 /* Drop the local variables of the frames an exception (and those it chains
@@ -161,6 +187,14 @@ void pv_push_python_error(const char *func)
     if (tb && value)
         PyException_SetTraceback(value, tb);
     clear_exception_frames(value);
+    if (value && !PyErr_GivenExceptionMatches(value, PyExc_Exception)) {
+        /* KeyboardInterrupt, SystemExit...: not an error of the call but a
+         * request to stop, raised again in the Python code that made the
+         * HDF5 call (callback.c) once HDF5 has unwound. */
+        pv_keep_interrupt(type, value, tb);
+        pv_push_error(func, "%s", msg);
+        return;
+    }
     /* Release the exception first: freeing its frames can free h5py objects,
      * whose H5Idec_ref would clear HDF5's error stack after our push. */
     Py_XDECREF(type);
@@ -417,6 +451,7 @@ static int start_interpreter(const char *func)
         goto fail;
     PyConfig_Clear(&config);
     owns_interpreter = 1;
+    pv_signals_install();
 
     if (*site) {
         /* Also covers plugins installed outside a venv. */
@@ -488,24 +523,10 @@ int pv_python_gone(void)
     return seen_python && !Py_IsInitialized();
 }
 
-/* In a C host, Python code (h5py's import, above all) may switch off HDF5's
- * automatic error printing; the host's setting is put back on every return. */
-#define PV_MAX_DEPTH 64 /* nested callbacks (a callback's Python calling HDF5) */
-static int           gc_was_enabled[PV_MAX_DEPTH];
-static unsigned long pushed_before[PV_MAX_DEPTH];
-static int           gc_depth;
-static int           gc_deferred; /* collection is off until Python code runs again */
-/* An exception pending when a callback starts (e.g. raised by an h5py
- * iteration callback, on its way back to h5py) is set aside and restored. */
-static PyObject *pending[PV_MAX_DEPTH][3];
-
-static H5E_auto2_t host_auto_func;
-static void       *host_auto_data;
-
-int pv_enter(PyGILState_STATE *gil, const char *func)
+/* Called by pv_enter (callback.c) with no GIL: 0 once the interpreter runs
+ * (started here in a C host), -1 with an error pushed. */
+int pv_python_start(const char *func)
 {
-    if (owns_interpreter || !seen_python)
-        H5Eget_auto2(H5E_DEFAULT, &host_auto_func, &host_auto_data);
     if (!Py_IsInitialized()) {
         if (seen_python) {
             pv_push_error(func, "h5pyvol: called after the Python interpreter shut down");
@@ -515,63 +536,28 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
             return -1;
     }
     seen_python = 1;
-    *gil        = PyGILState_Ensure();
-    /* No cyclic garbage collection inside a callback: it frees h5py objects,
-     * whose H5Idec_ref re-enters HDF5 and clears its error stack. */
-    {
-        int d             = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
-        gc_was_enabled[d] = PyGC_Disable();
-        pushed_before[d]  = errors_pushed;
-        PyErr_Fetch(&pending[d][0], &pending[d][1], &pending[d][2]);
-    }
-    gc_depth++;
-    if (!bridge_ready && import_bridge(func) < 0) {
-        pv_leave(*gil);
-        return -1;
-    }
     return 0;
 }
 
-/* A pending call: the interpreter runs it at the next Python bytecode, i.e.
- * after h5py has read an error's messages (set_exception is C code). */
-static int enable_deferred_gc(void *unused)
+/* With the GIL: 0 once the bridge is imported. */
+int pv_bridge_import(const char *func)
 {
-    (void)unused;
-    if (!gc_deferred)
-        return 0;
-    gc_deferred = 0;
-    if (gc_depth > 0)
-        gc_was_enabled[0] = 1; /* inside a callback: its outermost return enables */
-    else
-        PyGC_Enable();
-    return 0;
+    return bridge_ready ? 0 : import_bridge(func);
 }
 
-void pv_leave(PyGILState_STATE gil)
+int pv_owns_interpreter(void)
 {
-    int d;
+    return owns_interpreter;
+}
 
-    gc_depth--;
-    d = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
-    if (pending[d][0]) {
-        PyErr_Clear(); /* our own errors are on HDF5's stack by now */
-        PyErr_Restore(pending[d][0], pending[d][1], pending[d][2]);
-        pending[d][0] = pending[d][1] = pending[d][2] = NULL;
-    }
-    /* Collection was put off during the callback, so one is usually due at
-     * the next allocation. After a failure that would be inside h5py's
-     * reading of the error: freeing an h5py object there calls HDF5, which
-     * frees the messages h5py is reading. So after a failure collection
-     * resumes only when Python code runs again. */
-    if (gc_was_enabled[d]) {
-        if (d == 0 && errors_pushed != pushed_before[d] && Py_AddPendingCall(enable_deferred_gc, NULL) == 0)
-            gc_deferred = 1;
-        else
-            PyGC_Enable();
-    }
-    PyGILState_Release(gil);
-    if (owns_interpreter)
-        H5Eset_auto2(H5E_DEFAULT, host_auto_func, host_auto_data);
+int pv_python_seen(void)
+{
+    return seen_python;
+}
+
+unsigned long pv_error_count(void)
+{
+    return errors_pushed;
 }
 
 void pv_python_terminate(void)
@@ -584,6 +570,7 @@ void pv_python_terminate(void)
         PyGILState_Release(gil);
     }
     if (owns_interpreter && Py_IsInitialized()) {
+        pv_signals_restore();
         PyEval_RestoreThread(saved_ts);
         Py_FinalizeEx();
         owns_interpreter = 0;

@@ -204,3 +204,97 @@ def test_error_message_survives_garbage_collection_while_h5py_reads_it():
                     d[...] = 1.0
         finally:
             gc.set_threshold(*threshold)
+
+
+STOPPING = "failing_connector:StoppingConnector"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_keyboard_interrupt_and_exit_in_connector_reach_h5py_as_such(monkeypatch, stop):
+    """Not turned into an OSError: h5py raises them once HDF5 has unwound,
+    and the file goes on working."""
+    import failing_connector
+
+    monkeypatch.setattr(failing_connector, "STOP_WITH", stop)
+    with h5pyvol.File("stop.h5", "w", connector=STOPPING) as f:
+        d = f.create_dataset("d", data=np.arange(4.0))
+        d.attrs["stop"] = 1
+        with pytest.raises(stop) as info:
+            d[...]
+        assert any(frame.name == "read" for frame in info.traceback)  # raised where the connector raised it
+        f["e"] = np.arange(3)
+        np.testing.assert_array_equal(f["e"][...], np.arange(3))
+
+
+def _wait_for(path: Path, proc, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the slow read never started\nstdout:\n{out}\nstderr:\n{err}")
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_a_slow_read_in_h5py(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        import h5pyvol
+        with h5pyvol.File("slow.h5", "w", connector="failing_connector:StoppingConnector") as f:
+            d = f.create_dataset("d", data=np.arange(4.0))
+            d.attrs["slow"] = 1
+            try:
+                d[...]
+                print("read: ok")
+            except KeyboardInterrupt:
+                print("read: KeyboardInterrupt")
+            f["e"] = [1, 2]
+            print("after:", f["e"][...].tolist())
+        """
+    )
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert "read: KeyboardInterrupt" in out and "after: [1, 2]" in out, out + err
+
+
+def test_sigint_ends_a_slow_read_in_a_c_program_with_an_error(compile_c, tmp_path):
+    import signal
+    import subprocess
+
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([str(compile_c("interrupted_read"))], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "connector: h5pyvol" in out, out + err
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    assert "read: failed" in out and "after: ok" in out, out + err
+    assert "message: h5pyvol: KeyboardInterrupt: interrupted (Ctrl-C, SIGINT)" in out, out
+
+
+def test_message_with_lone_surrogate_and_nul_stays_readable(monkeypatch):
+    import failing_connector
+
+    text = "name b'\\xff' read as '\udcff', then\0more"
+    monkeypatch.setattr(failing_connector, "STOP_WITH", lambda: ValueError(text))
+    with h5pyvol.File("msg.h5", "w", connector=STOPPING) as f:
+        d = f.create_dataset("d", data=np.arange(4.0))
+        d.attrs["stop"] = 1
+        with pytest.raises(OSError) as info:
+            d[...]
+    assert r"h5pyvol: ValueError: name b'\xff' read as '\udcff', then\x00more [failing_connector.py:" in str(info.value)
