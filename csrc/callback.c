@@ -232,25 +232,32 @@ void pv_leave(PyGILState_STATE gil)
     d              = depth < PV_MAX_DEPTH ? depth : PV_MAX_DEPTH - 1;
     failed         = pv_error_count() != pushed_before[d];
     outermost_in_c = d == 0 && pv_owns_interpreter();
-    PyErr_Clear(); /* our own errors are on HDF5's stack by now */
     if (outermost_in_c) {
         int interrupted = interrupt[0] != NULL;
-        pv_keep_interrupt(NULL, NULL, NULL); /* no Python caller to raise it in */
+        /* No Python caller to raise anything in. */
+        PyErr_Clear();
+        pv_keep_interrupt(NULL, NULL, NULL);
         settle_sigint(interrupted);
         if (gc_was_enabled[d] && !failed) {
             PyGC_Enable();
             collect_if_due();
         }
     }
+    /* An exception set now was raised by a callback of the program's that
+     * ran inside this one (an h5py iteration callback): it stays, unless
+     * one that is pending from before or an interrupt takes its place. Our
+     * own errors are on HDF5's stack by now. */
     if (interrupt[0]) {
         /* Raised in the Python code that made this HDF5 call (h5py raises a
          * pending exception instead of HDF5's error), ahead of any other. */
         for (int i = 0; i < 3; i++)
             Py_CLEAR(pending[d][i]);
+        PyErr_Clear();
         PyErr_Restore(interrupt[0], interrupt[1], interrupt[2]);
         interrupt[0] = interrupt[1] = interrupt[2] = NULL;
     }
     else if (pending[d][0]) {
+        PyErr_Clear();
         PyErr_Restore(pending[d][0], pending[d][1], pending[d][2]);
         pending[d][0] = pending[d][1] = pending[d][2] = NULL;
     }

@@ -91,8 +91,10 @@ static herr_t pv_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxp
      * transient type answers with no Python at all. */
     if (args->op_type == H5VL_DATASET_GET_TYPE) {
         hid_t known = pv_handle_type_id(obj);
-        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0)
+        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0) {
+            pv_trace_answered_in_c("dataset_get_type", obj);
             return 0;
+        }
     }
     if (pv_enter(&gil, __func__) < 0)
         return -1;

@@ -23,6 +23,7 @@ static const char *const bridge_names[PV_FN_COUNT] = {PV_BRIDGE_FUNCTIONS(PV_NAM
 #undef PV_NAME_ENTRY
 
 static PyObject *bridge_fns[PV_FN_COUNT];
+static PyObject *trace_in_c; /* bridge.trace_answered_in_c when tracing, else NULL */
 static int bridge_ready;
 static int seen_python;       /* the interpreter ran at some point */
 static int owns_interpreter;  /* we started it (C host) */
@@ -472,26 +473,54 @@ fail:
     return -1;
 }
 
-static int import_bridge(const char *func)
+/* Puts h5pyvol._plugin into sys.modules, once; with the GIL. The bridge
+ * derives its handles from its types, so it must exist before the bridge
+ * is imported, also by a program (bridge/plugin.py has HDF5 load the plugin). */
+static int add_plugin_module(void)
 {
-    PyObject *mod, *plugin, *modules;
-    void     *before;
-    int       ok = 1;
+    PyObject *plugin, *modules = PyImport_GetModuleDict();
+    int       found           = PyDict_GetItemString(modules, "h5pyvol._plugin") != NULL;
 
-    plugin  = PyModule_Create(&plugin_module);
-    modules = PyImport_GetModuleDict();
+    if (found)
+        return 0;
+    plugin = PyModule_Create(&plugin_module);
     if (!plugin || pv_add_handle_type(plugin) < 0 || pv_blob_module_init(plugin) < 0 ||
         PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
         Py_XDECREF(plugin);
-        pv_push_python_error(func);
         return -1;
     }
     Py_DECREF(plugin);
+    return 0;
+}
+
+void pv_python_plugin_loaded(void)
+{
+    PyGILState_STATE gil;
+
+    /* Only where Python already runs (h5py); a C host starts it later. */
+    if (!Py_IsInitialized() || owns_interpreter)
+        return;
+    gil = PyGILState_Ensure();
+    if (add_plugin_module() < 0)
+        PyErr_Clear(); /* import_bridge tries again and reports it */
+    PyGILState_Release(gil);
+}
+
+static int import_bridge(const char *func)
+{
+    PyObject *mod;
+    void     *before;
+    int       ok = 1;
+
+    if (add_plugin_module() < 0) {
+        pv_push_python_error(func);
+        return -1;
+    }
 
     /* In a C host, the datatype ids h5py makes at import are not the
      * program's; in a Python host they are the process's, as natively. */
     before = owns_interpreter ? pv_ids_before_import() : NULL;
-    mod    = PyImport_ImportModule("h5pyvol._bridge");
+    mod    = PyImport_ImportModule("h5pyvol.bridge");
     pv_ids_after_import(before);
     if (!mod) {
         pv_push_python_error(func);
@@ -507,6 +536,9 @@ static int import_bridge(const char *func)
             break;
         }
     }
+    if (ok && (trace_in_c = PyObject_GetAttrString(mod, "trace_answered_in_c")) == Py_None)
+        Py_CLEAR(trace_in_c);
+    ok = ok && !PyErr_Occurred();
     Py_DECREF(mod);
     if (!ok) {
         pv_push_python_error(func);
@@ -516,6 +548,21 @@ static int import_bridge(const char *func)
     /* h5py is fully imported now: point its calls to HDF5's 1.10-era functions here. */
     pv_compat_install();
     return 0;
+}
+
+void pv_trace_answered_in_c(const char *name, void *obj)
+{
+    PyGILState_STATE gil;
+    PyObject        *r;
+
+    if (!trace_in_c || pv_python_gone())
+        return;
+    gil = PyGILState_Ensure();
+    r   = PyObject_CallFunction(trace_in_c, "sO", name, (PyObject *)obj);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
 }
 
 int pv_python_gone(void)
@@ -566,6 +613,7 @@ void pv_python_terminate(void)
         PyGILState_STATE gil = PyGILState_Ensure();
         for (int i = 0; i < PV_FN_COUNT; i++)
             Py_CLEAR(bridge_fns[i]);
+        Py_CLEAR(trace_in_c);
         bridge_ready = 0;
         PyGILState_Release(gil);
     }

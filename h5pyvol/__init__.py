@@ -26,7 +26,7 @@ def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
     an h5py object that h5pyvol serves in this process.
 
     Raises ValueError for an object another VOL connector serves."""
-    from ._bridge import node_of as find
+    from .bridge import node_of as find
 
     return find(obj)
 

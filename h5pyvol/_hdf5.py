@@ -93,16 +93,23 @@ def ensure_plugin_path() -> None:
         h5pl.append(wanted.encode())
 
 
-def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
-    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+def register_plugin() -> int:
+    """Have HDF5 load the plugin (if it has not yet) and register its
+    connector; returns a connector id for the caller to close."""
     ensure_plugin_path()
-    h = lib()
-    conn = h.H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
+    conn = lib().H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
     if conn < 0:
         raise OSError(
             f"HDF5 cannot load the h5pyvol plugin from {PLUGIN_DIR} "
             f"(is the package built against this HDF5, {loaded_libhdf5()}?)"
         )
+    return conn
+
+
+def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
+    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+    h = lib()
+    conn = register_plugin()
     info = ctypes.c_void_p()
     try:
         _check(h.H5VLconnector_str_to_info(spec.encode(), conn, ctypes.byref(info)), "H5VLconnector_str_to_info")
@@ -182,6 +189,7 @@ def native_scratch_file() -> h5f.FileID:
 LOSSY_FILTERS = frozenset({h5z.FILTER_SCALEOFFSET})
 
 
+@functools.lru_cache(maxsize=256)
 def has_lossy_filter(dcpl: bytes) -> bool:
     """Whether the encoded dataset creation properties hold a lossy filter."""
     if not dcpl or not is_dcpl(dcpl):

@@ -2,7 +2,7 @@
 
 A connector stores an HDF5 file's *nodes* (groups, datasets, committed
 datatypes), their *links* and their *attributes*, and nothing more: the bridge
-(`h5pyvol._bridge`) does HDF5's semantics on top (paths, soft links, iteration
+(`h5pyvol.bridge`) does HDF5's semantics on top (paths, soft links, iteration
 orders, type conversion, selections, object info). So a connector is small:
 
 - `Connector` opens and creates files by name; one instance per option set.
@@ -104,10 +104,9 @@ class ArrayMeta:
     def dtype(self) -> np.dtype:
         """The numpy dtype of the elements (h5py's conventions)."""
         if "dtype" not in self._derived:
-            from . import datatypes
-            from ._hdf5 import decode_type
+            from .datatypes import dtype_of_encoded
 
-            self._derived["dtype"] = datatypes.dtype_of(decode_type(self.hdf5_type))
+            self._derived["dtype"] = dtype_of_encoded(self.hdf5_type)
         return self._derived["dtype"]
 
     @property

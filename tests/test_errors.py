@@ -154,7 +154,7 @@ def test_bridge_leaves_no_cycles_holding_hdf5_objects(tmp_path):
     those come out as garbage."""
     import gc
 
-    from h5pyvol import _bridge
+    from h5pyvol.bridge import handles
 
     def work():
         with h5pyvol.File(str(tmp_path / "t.h5"), "w") as t:
@@ -178,8 +178,8 @@ def test_bridge_leaves_no_cycles_holding_hdf5_objects(tmp_path):
     try:
         work()
         gc.collect()
-        held = [o for o in gc.garbage if isinstance(o, (_bridge.FileState, _bridge.FileHandle, _bridge.NodeHandle,
-                                                         _bridge.AttrHandle, h5py._objects.ObjectID))]
+        held = [o for o in gc.garbage if isinstance(o, (handles.FileState, handles.FileHandle, handles.NodeHandle,
+                                                         handles.AttrHandle, h5py._objects.ObjectID))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
