@@ -350,6 +350,7 @@ class MemoryConnector(api.Connector):
         self._files: dict[str, MemoryStore] = {}
 
     def create(self, name: str, *, overwrite: bool, fcpl: bytes = b"") -> api.File:
+        api.check_file_name(name)
         if name in self._files and not overwrite:
             raise FileExistsError(errno.EEXIST, f"in-memory file {name!r} already exists")
         store = self._files[name] = MemoryStore(fcpl)
@@ -357,15 +358,15 @@ class MemoryConnector(api.Connector):
 
     def open(self, name: str, *, writable: bool) -> api.File:
         try:
-            return MemoryFile(self._files[name], writable)
+            return MemoryFile(self._files[api.check_file_name(name)], writable)
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None
 
     def exists(self, name: str) -> bool:
-        return name in self._files
+        return api.check_file_name(name) in self._files
 
     def delete(self, name: str) -> None:
         try:
-            del self._files[name]
+            del self._files[api.check_file_name(name)]
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None

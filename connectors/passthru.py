@@ -21,9 +21,11 @@ Options (strings):
 - ``root=DIR``: file names are relative to DIR and may not leave it.
   Without it, names are paths as HDF5 would take them (relative to the
   current directory).
-- ``trace=1`` (or ``stderr``): log every connector call, its arguments, its
-  result and its duration to stderr; ``trace=PATH`` appends the log to PATH.
-  ``trace=0`` (the default) logs nothing.
+- ``trace=1`` (or ``stderr``, ``yes``, ``true``): log every connector call,
+  its arguments, its result and its duration to stderr; ``trace=PATH`` (a
+  path with a ``/``, e.g. ``./calls.log``) appends the log to PATH.
+  ``trace=0`` (the default; also ``no``, ``false``) logs nothing. Other
+  values are refused.
 """
 
 from __future__ import annotations
@@ -274,7 +276,7 @@ class Tracer:
         self._closed = False
 
     def _out(self) -> IO[str]:
-        if self.target in ("1", "stderr"):
+        if self.target == "stderr":
             return sys.stderr
         if self._stream is None:  # opened on first use: a connector may never be used
             self._stream = open(self.target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
@@ -296,6 +298,21 @@ class Tracer:
             if self._stream is not None:
                 self._stream.close()
                 self._stream = None
+
+
+def _tracer(trace: str) -> Tracer | None:
+    """The tracer option ``trace`` asks for: None for 0/no/false/off (or
+    empty), stderr for 1/yes/true/on/stderr, else a file, named by a path
+    with a '/' in it (so that a mistyped word is not taken for a file name)."""
+    word = trace.strip().lower()
+    if word in ("", "0", "no", "false", "off"):
+        return None
+    if word in ("1", "yes", "true", "on", "stderr"):
+        return Tracer("stderr")
+    if "/" not in trace:
+        raise ValueError(f"passthru option trace={trace!r} is not 1 (stderr), 0 or a path to a log file "
+                         f"(a path has a '/': trace=./{trace} for a file here)")
+    return Tracer(trace)
 
 
 def _show(value: Any, limit: int = 160) -> str:
@@ -853,14 +870,14 @@ class PassthruConnector(api.Connector):
             raise ValueError(f"the passthru connector takes the options root and trace, got {unknown}")
         root = options.get("root")
         self.root_dir = Path(root).resolve() if root else None
-        trace = options.get("trace", "0")
-        self._tracer = None if trace in ("", "0") else Tracer(trace)
+        self._tracer = _tracer(options.get("trace", "0"))
 
     def __repr__(self) -> str:
         return f"<passthru {self.root_dir or '.'}>"
 
     def _native_path(self, name: str) -> str:
         """The native file that holds the HDF5 file `name`."""
+        api.check_file_name(name)
         if self.root_dir is None:
             return name
         path = (self.root_dir / name.lstrip("/")).resolve()

@@ -523,6 +523,17 @@ class KeepsLinkOrders:
         self.link_orders.note(name, order)
 
 
+def check_file_name(name: str) -> str:
+    """`name` if a connector may take it as a file name; ValueError for one
+    that contains NUL, which HDF5 (a C string) would cut there, so that two
+    names would alias one file. Connectors call it in `create`, `open`,
+    `exists` and `delete`; the bridge checks every name it hands them."""
+    if "\0" in name:
+        before = name.split("\0")[0]
+        raise ValueError(f"file name {name!r} contains a NUL character (HDF5 would take only {before!r})")
+    return name
+
+
 class Connector(ABC):
     """A storage backend: opens and creates files by name.
 

@@ -298,3 +298,74 @@ def test_message_with_lone_surrogate_and_nul_stays_readable(monkeypatch):
         with pytest.raises(OSError) as info:
             d[...]
     assert r"h5pyvol: ValueError: name b'\xff' read as '\udcff', then\x00more [failing_connector.py:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (";;;", "names no connector before its options"),
+        ("memory;;", "has an empty option"),
+        ("memory;", "has an empty option"),
+        (":", "neither an installed connector's name nor package.module:Class"),
+        ("memory;a=1;a=2", "option 'a' is given twice"),
+        ("passthru;trace=maybe", "passthru option trace='maybe' is not 1 (stderr), 0 or a path"),
+    ],
+)
+def test_bad_connector_strings_are_refused_in_c_programs(compile_c, tmp_path, spec, message):
+    proc = run([compile_c("roundtrip")], vol_env(spec), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert message in proc.stderr, proc.stderr[-3000:]
+
+
+def test_blank_connector_string_is_the_memory_connector(compile_c, tmp_path):
+    proc = run([compile_c("roundtrip")], vol_env(""), cwd=tmp_path)
+    assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"connector": ""}, ValueError, "connector name '' is empty"),
+        ({"connector": ":"}, ValueError, "':' is neither an installed connector's name nor package.module:Class"),
+        ({"connector": 5}, TypeError, "a connector is named by a str .*, not int 5"),
+        ({"connector": "memory", "bad": "x\0y"}, ValueError, "may not contain ';' or NUL"),
+        ({"connector": "passthru", "trace": "maybe"}, OSError, "trace='maybe' is not 1"),
+    ],
+)
+def test_bad_connector_arguments_are_refused_in_h5py(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        h5pyvol.File(str(tmp_path / "c.h5"), "w", **kwargs)
+
+
+def test_url_without_a_key_quotes_what_was_given():
+    with pytest.raises(ValueError, match=r"'s3://bucket' is not of the form s3://BUCKET/NAME"):
+        h5pyvol.File("s3://bucket", "w")
+
+
+@pytest.mark.parametrize("connector", ["memory", "passthru"])
+def test_file_name_with_nul_is_refused(tmp_path, connector):
+    with h5pyvol.File(str(tmp_path / "a.h5"), "w", connector=connector) as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match=r"contains a NUL character \(HDF5 would take only '.*a.h5'\)"):
+        h5pyvol.File(str(tmp_path / "a.h5\0b"), "r", connector=connector)
+    conn = h5pyvol.registry.load(connector)
+    for call in (lambda: conn.open("a.h5\0b", writable=False), lambda: conn.exists("a.h5\0b"),
+                 lambda: conn.create("a.h5\0b", overwrite=True), lambda: conn.delete("a.h5\0b")):
+        with pytest.raises(ValueError, match="contains a NUL character"):
+            call()
+
+
+def test_bridge_refuses_file_names_with_nul():
+    from h5pyvol.bridge import files
+
+    for call in (lambda: files.file_open("memory", "x\0y", 0, 0), lambda: files.file_create("memory", "x\0y", 2, 0, 0),
+                 lambda: files.file_is_accessible("memory", "x\0y", 0), lambda: files.file_delete("memory", "x\0y", 0)):
+        with pytest.raises(ValueError, match="contains a NUL character"):
+            call()
+
+
+def test_path_and_bytes_file_names(tmp_path):
+    with h5pyvol.File(tmp_path / "p.h5", "w") as f:
+        f["x"] = 1
+    with h5pyvol.File(str(tmp_path / "p.h5").encode(), "r") as f:
+        assert f["x"][()] == 1

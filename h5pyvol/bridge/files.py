@@ -11,6 +11,7 @@ from __future__ import annotations
 from .. import connector as api
 from .. import registry
 from .._hdf5 import detach, encode_plist
+from ..connector import check_file_name
 from .constants import CAP_FLAGS, H5F_ACC_RDWR, H5F_ACC_SWMR_WRITE, H5F_ACC_TRUNC
 from .handles import FileHandle, FileState, close, is_group, open_files, opened_via
 from .paths import get_link, parent
@@ -27,6 +28,7 @@ def cap_flags(spec: str) -> int:
 
 
 def file_create(spec: str, name: str, flags: int, fcpl: int, fapl: int) -> FileHandle:
+    check_file_name(name)
     conn = registry.load(spec)
     if (id(conn), name) in open_files:
         raise OSError(f"file {name!r} is already open, so it cannot be created or truncated")
@@ -36,6 +38,7 @@ def file_create(spec: str, name: str, flags: int, fcpl: int, fapl: int) -> FileH
 
 
 def file_open(spec: str, name: str, flags: int, fapl: int) -> FileHandle:
+    check_file_name(name)
     conn = registry.load(spec)
     state = open_files.get((id(conn), name))
     if state is not None:
@@ -86,10 +89,11 @@ def file_reopen(h: FileHandle) -> FileHandle:
 
 
 def file_is_accessible(spec: str, name: str, fapl: int) -> bool:
-    return registry.load(spec).exists(name)
+    return registry.load(spec).exists(check_file_name(name))
 
 
 def file_delete(spec: str, name: str, fapl: int) -> None:
+    check_file_name(name)
     conn = registry.load(spec)
     if (id(conn), name) in open_files:
         raise OSError(f"file {name!r} is open; close it before deleting it")
