@@ -24,7 +24,7 @@ from h5pyvol.storage import ChunkGrid, ChunkTracker
 class MemoryAttribute(api.Attribute):
     def __init__(self, meta: api.ArrayMeta, node: MemoryNode):
         self._meta = meta
-        self._data = meta.fill_array() if not meta.null else None
+        self._data: np.ndarray | None = None  # the fill value until written (made when read)
         self._node = node
 
     @property
@@ -32,6 +32,8 @@ class MemoryAttribute(api.Attribute):
         return self._meta
 
     def read(self) -> np.ndarray:
+        if self._data is None and not self._meta.null:
+            self._data = self._meta.fill_array()
         return self._data
 
     def write(self, data: np.ndarray) -> None:
@@ -94,7 +96,8 @@ class MemoryNode(api.Node):
 
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
         attr = self._attrs[name] = MemoryAttribute(meta, self)
-        self._store.hold_type(meta.committed_type)
+        if meta.committed_type:
+            self._store.hold_type(meta.committed_type)
         self.touch()
         return attr
 
@@ -151,6 +154,7 @@ class MemoryDataset(MemoryNode, api.Dataset):
         self._meta = meta
         self._data: np.ndarray | None = None  # allocated on first write
         self._chunks: ChunkTracker | None = None  # which chunks were written (for shards)
+        self._whole = False  # every element was written before the tracker was needed
         for used in self.types_used():
             store.hold_type(used)
 
@@ -165,13 +169,19 @@ class MemoryDataset(MemoryNode, api.Dataset):
             out[...] = self._data[selection.index]
 
     def write(self, selection: Selection, data: np.ndarray) -> None:
-        if self._data is None:
-            self._data = self._meta.fill_array()
+        whole = selection.kind == "all"
+        if self._data is None:  # no fill value needed where every element is written
+            self._data = np.empty(self._meta.shape, self._meta.dtype) if whole else self._meta.fill_array()
         self._data[selection.index] = data
-        self._tracker().note_write(selection)
+        if whole and self._chunks is None:
+            self._whole = True  # a tracker (made only when asked for) starts with every chunk written
+        else:
+            self._tracker().note_write(selection)
         self.touch()
 
     def resize(self, shape: tuple[int, ...]) -> None:
+        if self._whole:
+            self._tracker()  # knows the old extent as written
         meta = self._meta.replace(shape=tuple(shape))
         if self._data is not None:
             grown = meta.fill_array()
@@ -197,6 +207,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
         if self._chunks is None:
             meta = self._meta
             self._chunks = ChunkTracker(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize))
+            if self._whole:
+                self._chunks.note_write(Selection.everything(meta.shape))
         return self._chunks
 
     def shards(self) -> list[api.Shard]:

@@ -64,6 +64,9 @@ void pv_python_plugin_loaded(void);
 int pv_python_seen(void);      /* the interpreter ran at some point */
 unsigned long pv_error_count(void); /* errors pushed so far */
 
+/* module.c: a new h5pyvol._plugin module (its types are added by the caller). */
+PyObject *pv_plugin_module_create(void);
+
 /* ---- callback.c: every callback's way into Python and back ---- */
 
 /* Ensures the interpreter runs and the bridge is imported, and takes the GIL.
@@ -106,6 +109,9 @@ PyObject *pv_str(const char *s);
 PyObject *pv_int(long long v);
 PyObject *pv_uint(unsigned long long v);
 PyObject *pv_hid(hid_t id);
+/* A property list id, or 0 (H5P_DEFAULT) for HDF5's default list of its
+ * class, which HDF5 passes for H5P_DEFAULT: the bridge then needs no look. */
+PyObject *pv_plist(hid_t id, hid_t default_id);
 PyObject *pv_ref(PyObject *o); /* Py_XNewRef with None for NULL */
 PyObject *pv_ptr(const void *p);
 

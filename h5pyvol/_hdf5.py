@@ -410,16 +410,22 @@ def dcpl_fill_value(dcpl: bytes, meta) -> np.generic | None:
     """The user-defined fill value, as an element of meta.dtype; None for the
     default, and for fill time "never" (HDF5 then leaves unwritten elements
     undefined: they read as zeros)."""
+    return _fill_value(dcpl, meta.hdf5_type, meta.dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _fill_value(dcpl: bytes, hdf5_type: bytes, dtype: np.dtype) -> np.generic | None:
+    """`dcpl_fill_value`, worked out once per creation properties and type."""
     plist = decode_plist(dcpl)
     if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or plist.get_fill_time() == h5d.FILL_TIME_NEVER:
         return None
-    if meta.dtype.hasobject:
-        ftype = decode_type(meta.hdf5_type)
+    if dtype.hasobject:
+        ftype = decode_type(hdf5_type)
         if not _is_vlen_string(ftype):
             return None  # other variable-length fill values are not kept
         value = string_fill(plist, len(dcpl), ftype.get_cset())
-        kind = meta.dtype.metadata.get("vlen") if meta.dtype.metadata else None
+        kind = dtype.metadata.get("vlen") if dtype.metadata else None
         return value.decode("utf-8", "surrogateescape") if kind is str else value
-    value = np.zeros((1,), dtype=meta.dtype)
+    value = np.zeros((1,), dtype=dtype)
     plist.get_fill_value(value)
     return value[0]

@@ -24,6 +24,7 @@ does not offer. Optional operations have working defaults.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -112,7 +113,9 @@ class ArrayMeta:
     @property
     def size(self) -> int:
         """The number of elements."""
-        return 0 if self.null else int(np.prod(self.shape, dtype=np.int64))
+        if "size" not in self._derived:
+            self._derived["size"] = 0 if self.null else math.prod(self.shape)
+        return self._derived["size"]
 
     @property
     def chunks(self) -> tuple[int, ...] | None:

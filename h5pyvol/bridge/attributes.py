@@ -14,7 +14,7 @@ from h5py import h5p, h5t
 
 from .. import connector as api
 from .. import datatypes
-from .._hdf5 import borrow, decode_plist, detach, encode_plist
+from .._hdf5 import borrow, decode_plist, detach
 from .datasets import dxpl_of
 from .handles import AttrHandle, NodeHandle, close, opened_via
 from .info import attr_info, meta_from_ids, new_space, new_type
@@ -40,9 +40,9 @@ def _attr_by_idx(owner: api.Node, loc) -> str:
 def attr_create(h, loc, name: str, type_id: int, space_id: int, acpl: int, aapl: int) -> AttrHandle:
     state, owner = _attr_owner(h, loc)
     state.check_writable()
-    if name in owner.attribute_names():
+    if owner.has_attribute(name):
         raise ValueError(f"an attribute named {name!r} already exists")
-    attr = owner.create_attribute(name, meta_from_ids(type_id, space_id, _acpl_blob(acpl), h=h))
+    attr = owner.create_attribute(name, meta_from_ids(type_id, space_id, h, _acpl_blob(acpl)))
     return AttrHandle(state, owner, attr, name, opened_via(h))
 
 
@@ -51,7 +51,7 @@ def _acpl_blob(acpl: int) -> bytes:
     if acpl <= 0:
         return b""
     plist = borrow(acpl, h5p.PropID)
-    return b"" if plist.equal(_default_acpl()) else encode_plist(acpl)
+    return b"" if plist.equal(_default_acpl()) else plugin().encode_plist(acpl)
 
 
 @functools.cache
@@ -74,29 +74,31 @@ attr_close = close
 
 
 def attr_read(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
-    mtype = borrow(mem_type, h5t.typewrap)
+    equal, msize = plugin().same_type(mem_type, h.file_type.id)
     n = h.meta.size
-    buf = plugin().buffer(addr, n * mtype.get_size(), True)
+    buf = plugin().buffer(addr, n * msize, True)
     if n == 0:
         return
     data = h.attr.read()
-    if datatypes.needs_conversion(mtype, h.file_type):
-        datatypes.from_numpy(h.file_type, mtype, data, buf, dxpl_of(dxpl), refs=refs(h))
-    else:
+    if equal and h.plain:
         mem = np.frombuffer(buf, h.dtype)  # (n,) or, for an array datatype, (n,) + its dimensions
         np.copyto(mem, data.reshape(mem.shape))
+    else:
+        mtype = borrow(mem_type, h5t.typewrap)
+        datatypes.from_numpy(h.file_type, mtype, data, buf, dxpl_of(dxpl), refs=refs(h))
 
 
 def attr_write(h: AttrHandle, mem_type: int, addr: int, dxpl: int) -> None:
     h.state.check_writable()
-    mtype = borrow(mem_type, h5t.typewrap)
+    equal, msize = plugin().same_type(mem_type, h.file_type.id)
     n = h.meta.size
-    buf = plugin().buffer(addr, n * mtype.get_size(), False)
-    if datatypes.needs_conversion(mtype, h.file_type):
+    buf = plugin().buffer(addr, n * msize, False)
+    if equal and h.plain:
+        data = np.frombuffer(buf, h.dtype)
+    else:
+        mtype = borrow(mem_type, h5t.typewrap)
         stored = h.attr.read() if datatypes.keeps_stored_members(mtype, h.file_type) else None
         data = datatypes.to_numpy(mtype, h.file_type, buf, n, dxpl_of(dxpl), stored, refs=refs(h))
-    else:
-        data = np.frombuffer(buf, h.dtype)
     h.attr.write(data.reshape(h.meta.shape + h.dtype.shape))
 
 

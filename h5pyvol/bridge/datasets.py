@@ -28,13 +28,8 @@ from .references import refs
 
 
 def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: int, dapl: int) -> NodeHandle:
-    if dcpl > 0:
-        # Filters get their parameters as native HDF5 completes them at creation.
-        plist = filters_as_created(borrow(dcpl, h5p.PropDCID), type_id, space_id)
-        dcpl_blob = encode_dcpl(plist.id, type_id)
-    else:
-        dcpl_blob = b""
-    meta = meta_from_ids(type_id, space_id, dcpl_blob, h)
+    meta = meta_from_ids(type_id, space_id, h, lambda blob: _dcpl_blob(dcpl, type_id, space_id, blob))
+    dcpl_blob = meta.dcpl
     layout = dcpl_layout(dcpl_blob) if dcpl_blob else h5d.CONTIGUOUS
     if meta.maxshape is not None and layout not in (h5d.CHUNKED, h5d.VIRTUAL):
         raise ValueError("a dataset whose shape can change needs a chunked or virtual layout")
@@ -44,6 +39,19 @@ def dataset_create(h, loc, name, lcpl: int, type_id: int, space_id: int, dcpl: i
     handle = NodeHandle(state, node, path, opened_via(h))
     handle.dapl = borrow(dapl, h5p.PropDAID).copy() if dapl > 0 else None
     return handle
+
+
+def _dcpl_blob(dcpl: int, type_id: int, space_id: int, type_blob: bytes) -> bytes:
+    """The creation properties a new dataset keeps (b"": HDF5's defaults)."""
+    if dcpl <= 0:
+        return b""
+    nfilters, fill_defined = plugin().dcpl_facts(dcpl)
+    if not (nfilters or fill_defined or datatypes.has_vlen_encoded(type_blob)):
+        return plugin().encode_plist(dcpl)
+    # Filters get their parameters as native HDF5 completes them at creation;
+    # fill values are kept as encode_dcpl describes.
+    plist = filters_as_created(borrow(dcpl, h5p.PropDCID), type_id, space_id)
+    return encode_dcpl(plist.id, type_id)
 
 
 def dataset_open(h, loc, name: str, dapl: int) -> NodeHandle:

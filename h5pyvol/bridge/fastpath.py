@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .handles import NodeHandle
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The stages of the general data path for one dataset."""
 

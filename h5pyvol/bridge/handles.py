@@ -20,6 +20,7 @@ from typing import Any
 from h5py import h5p, h5t
 
 from .. import connector as api
+from .. import datatypes
 from .._hdf5 import CONNECTOR_NAME, borrow, connector_name, decode_plist, decode_type, lib
 from . import fastpath
 from .constants import (
@@ -223,6 +224,7 @@ class AttrHandle(HandleBase):
         meta = self.meta
         self.file_type = held_type(meta.hdf5_type)
         self.dtype = meta.dtype
+        self.plain = not datatypes.has_vlen_encoded(meta.hdf5_type)  # bytes copy as they are
         # A committed datatype is opened as HDF5 opens it: attr_get_type answers.
         self.get_type_id = None if meta.committed_type else self.file_type.id
         self.space = (None if meta.null else meta.shape, meta.maxshape)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import ctypes
 import functools
 
-from h5py import h5p, h5s, h5t
+from h5py import h5p
 
 from .. import connector as api
-from .._hdf5 import CONNECTOR_NAME, borrow, connector_name, decode_plist, decode_type, lib
+from .._hdf5 import CONNECTOR_NAME, connector_name, decode_plist, decode_type, lib
 from .constants import (
     H5I_DATATYPE,
     H5L_TYPE_EXTERNAL,
@@ -94,26 +94,22 @@ def new_space(meta: api.ArrayMeta) -> int:
     return plugin().make_space(None if meta.null else meta.shape, meta.maxshape)
 
 
-def meta_from_ids(type_id: int, space_id: int, dcpl: bytes = b"", h=None) -> api.ArrayMeta:
-    """The meta of a new array; `h` (where it is created) lets a committed type be remembered."""
-    ftype = borrow(type_id, h5t.typewrap)
-    space = borrow(space_id, h5s.SpaceID)
-    null = space.get_simple_extent_type() == h5s.NULL
-    shape = () if null else tuple(int(d) for d in space.shape)
-    maxshape = None
-    if not null and shape:
-        dims = space.get_simple_extent_dims(True)
-        if tuple(dims) != shape:
-            maxshape = tuple(None if d == h5s.UNLIMITED else int(d) for d in dims)
-    committed = _committed_token(h, ftype) if h is not None else b""
-    return api.ArrayMeta(ftype.encode(), shape, maxshape, dcpl, null, committed)
+def meta_from_ids(type_id: int, space_id: int, h, dcpl=b"") -> api.ArrayMeta:
+    """The meta of a new array of `h`'s file (a committed type is remembered
+    if it is that file's); `dcpl` is its creation properties, or a function
+    of the encoded type that gives them."""
+    blob, committed, shape, maxshape = plugin().array_info(type_id, space_id)
+    token = _committed_token(h, type_id) if committed else b""
+    if callable(dcpl):
+        dcpl = dcpl(blob)
+    return api.ArrayMeta(blob, () if shape is None else shape, maxshape, dcpl, shape is None, token)
 
 
-def _committed_token(h, ftype: h5t.TypeID) -> bytes:
-    """The token of `ftype` if it is a committed datatype of the file of `h`, else b""."""
-    if not ftype.committed() or connector_name(ftype.id) != CONNECTOR_NAME:
-        return b""  # transient, or committed in a file of another connector
-    handle = ctypes.cast(lib().H5VLobject(ftype.id), ctypes.py_object).value
+def _committed_token(h, type_id: int) -> bytes:
+    """The token of committed datatype `type_id` if it belongs to the file of `h`, else b""."""
+    if connector_name(type_id) != CONNECTOR_NAME:
+        return b""  # committed in a file of another connector
+    handle = ctypes.cast(lib().H5VLobject(type_id), ctypes.py_object).value
     if not isinstance(handle, NodeHandle) or handle.state is not h.base()[0]:
         return b""
     return handle.node.token

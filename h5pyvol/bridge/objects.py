@@ -11,7 +11,7 @@ from __future__ import annotations
 from h5py import h5p, h5t
 
 from .. import connector as api
-from .._hdf5 import borrow, decode_plist, detach, encode_plist, tracks_link_order
+from .._hdf5 import borrow, decode_plist, detach, tracks_link_order
 from .constants import H5G_LINK, H5G_STORAGE_TYPE_COMPACT, H5G_UDLINK, OBJ_TYPE
 from .handles import (
     AttrHandle,
@@ -31,7 +31,7 @@ from .plugin import plugin
 
 
 def group_create(h, loc, name, lcpl: int, gcpl: int, gapl: int) -> NodeHandle:
-    gcpl_blob = encode_plist(gcpl) if gcpl > 0 else b""
+    gcpl_blob = plugin().encode_plist(gcpl) if gcpl > 0 else b""
     state, node, path = new_node(h, loc, name, lcpl, lambda f: f.create_group(gcpl_blob))
     return NodeHandle(state, node, path, opened_via(h))
 

@@ -27,6 +27,7 @@ from .constants import (
     MAX_SOFT_LINK_DEPTH,
 )
 from .handles import FileState, NodeHandle, is_group, open_files, opened_via, untoken16
+from .plugin import plugin
 
 
 def join(base: str | None, path: str) -> str | None:
@@ -218,7 +219,7 @@ def creation_parent(state: FileState, base: api.Node, base_path: str | None, nam
     parts = components(name)
     if not parts:
         raise ValueError(f"{name!r} is not a valid name for a new link")
-    intermediate = lcpl > 0 and borrow(lcpl, h5p.PropLCID).get_create_intermediate_group()
+    intermediate = len(parts) > 1 and lcpl > 0 and plugin().intermediate_groups(lcpl)
     group, gpath = (state.file.root, "/") if name.startswith("/") else (base, base_path)
     for part in parts[:-1]:
         if not is_group(group):
@@ -272,7 +273,6 @@ def new_node(h, loc, name: str | None, lcpl: int, make):
     return state, node, join(gpath, leaf)
 
 
-
 def open_node(h, loc, name: str, kind: type, what: str, apl: int = 0) -> NodeHandle:
     """Open the node at `name` from the location, checking it is a `kind`
     (`apl`: access properties, which include the link access properties)."""
@@ -281,7 +281,6 @@ def open_node(h, loc, name: str, kind: type, what: str, apl: int = 0) -> NodeHan
     if not isinstance(node, kind):
         raise TypeError(f"{path or name!r} is not {what}")
     return NodeHandle(state, node, path, opened_via(h))
-
 
 
 def get_link(group: api.Group, gpath, name: str) -> api.Link:
