@@ -154,7 +154,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
         self._meta = meta
         self._data: np.ndarray | None = None  # allocated on first write
         self._chunks: ChunkTracker | None = None  # which chunks were written (for shards)
-        self._whole = False  # every element was written before the tracker was needed
+        self._unnoted = False  # every chunk was written since the tracker last heard
+        self._grid_size: tuple[api.ArrayMeta | None, int] = (None, 0)  # (for this meta, chunks in the grid)
         for used in self.types_used():
             store.hold_type(used)
 
@@ -173,15 +174,14 @@ class MemoryDataset(MemoryNode, api.Dataset):
         if self._data is None:  # no fill value needed where every element is written
             self._data = np.empty(self._meta.shape, self._meta.dtype) if whole else self._meta.fill_array()
         self._data[selection.index] = data
-        if whole and self._chunks is None:
-            self._whole = True  # a tracker (made only when asked for) starts with every chunk written
+        if whole or self._one_chunk():
+            self._unnoted = True  # every chunk was written: noted when the tracker is next used
         else:
             self._tracker().note_write(selection)
         self.touch()
 
     def resize(self, shape: tuple[int, ...]) -> None:
-        if self._whole:
-            self._tracker()  # knows the old extent as written
+        tracker = self._tracker() if self._chunks is not None or self._unnoted else None  # at the old extent
         meta = self._meta.replace(shape=tuple(shape))
         if self._data is not None:
             grown = meta.fill_array()
@@ -189,8 +189,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
             grown[common] = self._data[common]
             self._data = grown
         self._meta = meta
-        if self._chunks is not None:
-            self._chunks.resize(meta.shape)
+        if tracker is not None:
+            tracker.resize(meta.shape)
         self.touch()
 
     def types_used(self) -> list[bytes]:
@@ -204,12 +204,21 @@ class MemoryDataset(MemoryNode, api.Dataset):
         return self._data is not None
 
     def _tracker(self) -> ChunkTracker:
+        """Which chunks were written (for shards), made when first needed."""
+        meta = self._meta
         if self._chunks is None:
-            meta = self._meta
             self._chunks = ChunkTracker(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize))
-            if self._whole:
-                self._chunks.note_write(Selection.everything(meta.shape))
+        if self._unnoted:
+            self._chunks.note_write(Selection.everything(meta.shape))
+            self._unnoted = False
         return self._chunks
+
+    def _one_chunk(self) -> bool:
+        """Whether the storage grid has one chunk (then every write touches all of it)."""
+        meta = self._meta
+        if self._grid_size[0] is not meta:
+            self._grid_size = (meta, len(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize)))
+        return self._grid_size[1] == 1
 
     def shards(self) -> list[api.Shard]:
         """One shard per chunk of the storage grid; all live in this process."""

@@ -5,7 +5,9 @@
  * Owns the fields of a handle that the plugin reads in C, so that the
  * questions HDF5 asks again and again are answered with no Python:
  * - `get_type_id`: the datatype H5Dget_type and H5Aget_type copy;
- * - `space`: the dataspace H5Aget_space makes (an attribute's never changes);
+ * - `space`: the dataspace H5Aget_space makes (an attribute's never changes),
+ *   and H5Dget_space for a dataset on the fast data path, while its node's
+ *   meta is the one the handle loaded (no resize since);
  * - `io`: the C fast data path's description of a dataset (io.c).
  * The bridge sets them (None: ask the bridge). The C-side readers need no
  * GIL: a handle is kept alive by HDF5's reference, and its fields change
@@ -204,4 +206,32 @@ PyObject *pv_handle_io(PyObject *obj)
 {
     pv_handle *h = as_handle(obj);
     return h ? h->io : NULL;
+}
+
+hid_t pv_handle_dataset_space(void *obj)
+{
+    static PyObject *meta_str;
+    pv_handle       *h = as_handle(obj);
+    PyGILState_STATE gil;
+    PyObject        *meta, *saved[3];
+    int              fresh, gc;
+
+    if (!h || !h->io || h->space_rank == -2)
+        return H5I_INVALID_HID;
+    gil = PyGILState_Ensure();
+    /* As around a callback: no collection (it would call HDF5), and an
+     * exception on its way back to h5py stays as it is. */
+    gc = PyGC_Disable();
+    PyErr_Fetch(&saved[0], &saved[1], &saved[2]);
+    if (!meta_str)
+        meta_str = PyUnicode_InternFromString("meta");
+    meta  = meta_str ? PyObject_GetAttr(PyTuple_GET_ITEM(h->io, 0), meta_str) : NULL;
+    fresh = meta && meta == PyTuple_GET_ITEM(h->io, 1);
+    Py_XDECREF(meta);
+    PyErr_Clear();
+    PyErr_Restore(saved[0], saved[1], saved[2]);
+    if (gc)
+        PyGC_Enable();
+    PyGILState_Release(gil);
+    return fresh ? pv_handle_space(obj) : H5I_INVALID_HID;
 }

@@ -140,6 +140,9 @@ int pv_add_handle_type(PyObject *module);
 hid_t pv_handle_type_id(void *obj);
 /* A new dataspace for H5Aget_space, or < 0 if the bridge must answer; needs no GIL. */
 hid_t pv_handle_space(void *obj);
+/* A new dataspace for H5Dget_space of a dataset handle on the fast data
+ * path whose meta is current, or < 0 if the bridge must answer; takes the GIL. */
+hid_t pv_handle_dataset_space(void *obj);
 /* The fast data path's description of a dataset handle (borrowed), or NULL. */
 PyObject *pv_handle_io(PyObject *obj);
 

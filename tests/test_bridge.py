@@ -92,6 +92,17 @@ def test_attribute_type_and_space_are_answered_in_c():
         assert f.attrs["a"].tolist() == [[0, 1, 2], [3, 4, 5]] and f.attrs["s"] == 1.5
 
 
+def test_dataset_space_answered_in_c_follows_a_resize_through_another_handle():
+    with h5pyvol.File("space.h5", "w") as f:
+        d = f.create_dataset("d", (4,), "f4", maxshape=(None,), chunks=(2,))
+        assert _handle(d).space == ((4,), (None,))
+        other = h5py.h5d.open(f.id, b"d")  # a second handle on the same dataset
+        assert d.shape == (4,) and d.id.get_space().get_simple_extent_dims(True) == (h5py.h5s.UNLIMITED,)
+        other.set_extent((9,))
+        assert d.shape == (9,)  # the first handle's meta is stale: C declines, the bridge reloads
+        assert _handle(d).space == ((9,), (None,))
+
+
 def test_attribute_of_a_committed_type_is_typed_by_the_bridge():
     with h5pyvol.File("ctype.h5", "w") as f:
         f["t"] = np.dtype("i2")
@@ -123,6 +134,7 @@ def test_trace_shows_both_data_paths_and_answers_in_c(tmp_path):
     assert "h5pyvol: dataset_read(<dataset '/d'>," in err  # the f4 read: the general path
     assert "h5pyvol: attr_get_type(<attribute 'a'>) [answered in C]" in err
     assert "h5pyvol: attr_get_space(<attribute 'a'>) [answered in C]" in err
+    assert "h5pyvol: dataset_get_space(<dataset '/d'>) [answered in C]" in err
 
 
 @pytest.mark.parametrize("value", ["0", "no", "false", ""])

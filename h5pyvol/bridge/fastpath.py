@@ -32,8 +32,7 @@ prints each call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from h5py import h5d
 
@@ -45,8 +44,7 @@ if TYPE_CHECKING:
     from .handles import NodeHandle
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(NamedTuple):
     """The stages of the general data path for one dataset."""
 
     virtual: virtual.VirtualDataset | None

@@ -142,8 +142,8 @@ class FileHandle(FileBase):
 class NodeHandle(HandleBase):
     """The VOL object behind a group, dataset or committed datatype id.
 
-    Its base, ``_plugin.Handle``, holds ``io`` and ``get_type_id`` (both None
-    until ``_load_meta``) as C fields for the plugin's hot paths.
+    Its base, ``_plugin.Handle``, holds ``io``, ``get_type_id`` and ``space``
+    (None until ``_load_meta``) as C fields for the plugin's hot paths.
     """
 
     dapl = None  # a dataset's access properties, as given at create/open
@@ -155,7 +155,7 @@ class NodeHandle(HandleBase):
         self.via = via  # the file id it was opened through (H5F_OBJ_LOCAL)
         self.kind = id_type(node)
         state.users += 1
-        if is_dataset(node):
+        if self.kind == H5I_DATASET:
             self._load_meta()
 
     def _load_meta(self) -> None:
@@ -168,6 +168,8 @@ class NodeHandle(HandleBase):
         self.dtype = meta.dtype
         self.plan = fastpath.plan(self)  # what the data path does for it, and the C fast path
         self.io = self.plan.io
+        # What H5Dget_space makes in C while the node's meta is still `meta`.
+        self.space = (None if meta.null else meta.shape, meta.maxshape) if self.io is not None else None
 
     def base(self) -> tuple[FileState, api.Node, str | None]:
         return self.state, self.node, self.path
