@@ -15,16 +15,31 @@
  */
 #include "pv.h"
 
+#include <stddef.h>
 #include <stdlib.h>
+
+/* HDF5 1.14 walks every open dataset and group id, of whatever connector,
+ * when a native link is deleted or moved or a native file mounted
+ * (H5G_name_replace, run by the passthru connector's native files too), and
+ * reads each object as a native H5D_t or H5G_t. It skips one whose group
+ * path has no full name: a NULL pointer where H5D_t and H5G_t keep it,
+ * which `native_path` holds. */
+#define PV_H5D_PATH_OFFSET (3 * sizeof(void *)) /* H5D_t: H5O_loc_t oloc (3 words), then H5G_name_t path */
+#define PV_H5G_PATH_OFFSET (4 * sizeof(void *)) /* H5G_t: shared pointer, oloc, then path */
 
 typedef struct {
     PyObject_HEAD
-    hid_t     type_id;    /* what H5Dget_type/H5Aget_type copy; < 0: ask the bridge */
-    PyObject *io;         /* the fast data path's description, or NULL */
+    hid_t       type_id;        /* what H5Dget_type/H5Aget_type copy; < 0: ask the bridge */
+    const void *native_path[2]; /* always NULL: see above */
+    PyObject   *io;             /* the fast data path's description, or NULL */
     PyObject *space;      /* what `space` was set to, or NULL */
     int       space_rank; /* -2: ask the bridge, -1: null dataspace, 0: scalar */
     hsize_t  *space_dims; /* rank extents, then rank maximum extents */
 } pv_handle;
+
+_Static_assert(offsetof(pv_handle, native_path) == PV_H5D_PATH_OFFSET &&
+                   offsetof(pv_handle, native_path[1]) == PV_H5G_PATH_OFFSET,
+               "a handle must hold NULL where HDF5 looks for a native dataset's and group's path");
 
 static PyTypeObject handle_type;
 

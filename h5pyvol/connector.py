@@ -241,8 +241,10 @@ class Node(ABC):
     @abstractmethod
     def token(self) -> bytes:
         """A name for this node, unique and stable in its file, at most 15 bytes.
-        Tokens of at most 7 bytes also serve HDF5's 8-byte object references
-        (`hobj_ref_t`, what h5py's `Reference` and dimension scales use)."""
+        Tokens of at most 7 bytes, or of 8 ending in a zero byte (a
+        little-endian counter below 2**56), also serve HDF5's 8-byte object
+        references (`hobj_ref_t`, what h5py's `Reference` and dimension
+        scales use)."""
 
     @abstractmethod
     def attribute_names(self) -> list[str]:

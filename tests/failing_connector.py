@@ -2,7 +2,8 @@
 writes fail (once a dataset holds data, or always, leaving cyclic garbage),
 whose flushes (and so closes) fail while the root group has an attribute
 `refuse_flush`, whose creation fails, which claim fewer features or longer
-blob keys, or whose reads stop the program or take long."""
+blob keys, whose blob store refuses, or whose reads stop the program or
+take long."""
 
 from __future__ import annotations
 
@@ -137,3 +138,16 @@ class StoppingConnector(MemoryConnector):
 
     def open(self, name, *, writable):
         return StoppingFile(super().open(name, writable=writable)._store, writable)
+
+
+class BlobRefusingFile(MemoryFile):
+    def put_blob(self, data):
+        raise OSError(errno.ENOSPC, "the blob store is full")
+
+
+class BlobRefusingConnector(MemoryConnector):
+    """The memory connector whose files keep no blobs."""
+
+    def create(self, name, *, overwrite, fcpl=b""):
+        super().create(name, overwrite=overwrite, fcpl=fcpl)
+        return BlobRefusingFile(self._files[name], True)

@@ -134,10 +134,10 @@ def copied_refs(
             if not any(ref):
                 continue
             if size == 8:
-                token = copy_target(untoken16(ref + bytes(8)))
-                if len(token) > 7:
-                    raise ValueError(f"token {token!r} is too long for an HDF5 1.10-style object reference")
-                out[i] = np.frombuffer(token16(token)[:8], np.uint8)
+                full = token16(copy_target(untoken16(ref + bytes(8))))
+                if any(full[8:]):  # as csrc/compat.c: nothing but zeros past 8 bytes
+                    raise ValueError(f"token {untoken16(full)!r} is too long for an HDF5 1.10-style object reference")
+                out[i] = np.frombuffer(full[:8], np.uint8)
             else:
                 token, space = _region_read(sstate, ref)
                 new = token16(copy_target(untoken16(token)))
