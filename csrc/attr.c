@@ -20,7 +20,7 @@ static void *pv_attr_create(void *obj, const H5VL_loc_params_t *loc, const char 
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_attr_create, __func__, 7, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(type_id),
-                pv_hid(space_id), pv_plist(acpl_id, H5P_ATTRIBUTE_CREATE_DEFAULT), pv_plist(aapl_id, H5P_ATTRIBUTE_ACCESS_DEFAULT));
+                pv_hid(space_id), pv_plist(acpl_id), pv_plist(aapl_id));
     pv_leave(gil);
     return h;
 }
@@ -37,7 +37,7 @@ static void *pv_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *n
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_attr_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(aapl_id, H5P_ATTRIBUTE_ACCESS_DEFAULT));
+    h = pv_call(PV_FN_attr_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(aapl_id));
     pv_leave(gil);
     return h;
 }

@@ -159,8 +159,8 @@ static void collect_if_due(void)
         }
     }
     if ((count = PyObject_CallNoArgs(get_count)) && (threshold = PyObject_CallNoArgs(get_threshold)) &&
-        PyArg_ParseTuple(count, "iii", &c[0], &c[1], &c[2]) && PyArg_ParseTuple(threshold, "iii", &t[0], &t[1], &t[2]) &&
-        t[0] > 0 && c[0] > t[0]) {
+        PyArg_ParseTuple(count, "iii", &c[0], &c[1], &c[2]) &&
+        PyArg_ParseTuple(threshold, "iii", &t[0], &t[1], &t[2]) && t[0] > 0 && c[0] > t[0]) {
         for (int g = 2; g >= 0; g--)
             if (c[g] > t[g] || g == 0) {
                 r = PyObject_CallFunction(collect, "i", g);

@@ -21,8 +21,8 @@ static void *pv_dataset_create(void *obj, const H5VL_loc_params_t *loc, const ch
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_dataset_create, __func__, 8, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(lcpl_id, H5P_LINK_CREATE_DEFAULT),
-                pv_hid(type_id), pv_hid(space_id), pv_hid(dcpl_id), pv_plist(dapl_id, H5P_DATASET_ACCESS_DEFAULT));
+    h = pv_call(PV_FN_dataset_create, __func__, 8, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(lcpl_id),
+                pv_hid(type_id), pv_hid(space_id), pv_hid(dcpl_id), pv_plist(dapl_id));
     pv_leave(gil);
     return h;
 }
@@ -39,7 +39,7 @@ static void *pv_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_dataset_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(dapl_id, H5P_DATASET_ACCESS_DEFAULT));
+    h = pv_call(PV_FN_dataset_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(dapl_id));
     pv_leave(gil);
     return h;
 }

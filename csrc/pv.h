@@ -109,9 +109,10 @@ PyObject *pv_str(const char *s);
 PyObject *pv_int(long long v);
 PyObject *pv_uint(unsigned long long v);
 PyObject *pv_hid(hid_t id);
-/* A property list id, or 0 (H5P_DEFAULT) for HDF5's default list of its
- * class, which HDF5 passes for H5P_DEFAULT: the bridge then needs no look. */
-PyObject *pv_plist(hid_t id, hid_t default_id);
+/* An access or creation property list id (not a dataset's creation list), or
+ * 0 (H5P_DEFAULT) for HDF5's default list of its class, which HDF5 passes for
+ * H5P_DEFAULT: the bridge then needs no look into it. */
+PyObject *pv_plist(hid_t id);
 PyObject *pv_ref(PyObject *o); /* Py_XNewRef with None for NULL */
 PyObject *pv_ptr(const void *p);
 

@@ -98,15 +98,16 @@ static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, s
 {
     const char *tname = type ? ((PyTypeObject *)type)->tp_name : "Exception";
     const char *dot   = strrchr(tname, '.');
+    PyObject   *args  = value ? ((PyBaseExceptionObject *)value)->args : NULL;
     PyObject   *text = NULL, *err = NULL, *file = NULL, *fn = NULL;
     const char *shown;
     char        where[512] = "", errno_part[64] = "";
 
     if (dot)
         tname = dot + 1;
-    if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && PyTuple_Check(((PyBaseExceptionObject *)value)->args) &&
-        PyTuple_GET_SIZE(((PyBaseExceptionObject *)value)->args) == 1)
-        text = printable(PyTuple_GET_ITEM(((PyBaseExceptionObject *)value)->args, 0)); /* no quotes */
+    if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && args && PyTuple_Check(args) &&
+        PyTuple_GET_SIZE(args) == 1)
+        text = printable(PyTuple_GET_ITEM(args, 0)); /* no quotes */
     else if (value)
         text = printable(value);
     if (value && PyErr_GivenExceptionMatches(value, PyExc_OSError) &&
@@ -507,9 +508,16 @@ PyObject *pv_str(const char *s)
 PyObject *pv_int(long long v) { return PyLong_FromLongLong(v); }
 PyObject *pv_uint(unsigned long long v) { return PyLong_FromUnsignedLongLong(v); }
 PyObject *pv_hid(hid_t id) { return PyLong_FromLongLong((long long)id); }
-PyObject *pv_plist(hid_t id, hid_t default_id)
+PyObject *pv_plist(hid_t id)
 {
-    return PyLong_FromLongLong((long long)(id == default_id ? H5P_DEFAULT : id));
+    const hid_t defaults[] = {H5P_GROUP_CREATE_DEFAULT,     H5P_GROUP_ACCESS_DEFAULT,     H5P_DATASET_ACCESS_DEFAULT,
+                              H5P_ATTRIBUTE_CREATE_DEFAULT, H5P_ATTRIBUTE_ACCESS_DEFAULT, H5P_DATATYPE_CREATE_DEFAULT,
+                              H5P_DATATYPE_ACCESS_DEFAULT,  H5P_LINK_CREATE_DEFAULT,      H5P_LINK_ACCESS_DEFAULT};
+
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (id == defaults[i])
+            return PyLong_FromLongLong(H5P_DEFAULT);
+    return PyLong_FromLongLong((long long)id);
 }
 
 PyObject *pv_ptr(const void *p) { return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)p); }

@@ -110,15 +110,21 @@ def dxpl_of(dxpl: int):
     return borrow(dxpl, h5p.PropDXID) if dxpl > 0 else None
 
 
+def _call(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, addr: int, reading: bool):
+    """What a read or write of the general path works with: (file selection,
+    memory selection, memory extent, whether the types are equal, memory
+    element size, HDF5's buffer)."""
+    fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
+    _check_io(h, fsel, msel)
+    equal, msize = plugin().same_type(mem_type, h.file_type_id)
+    return fsel, msel, extent, equal, msize, plugin().buffer(addr, math.prod(extent) * msize, reading)
+
+
 def dataset_read(h: NodeHandle, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     _fresh(h)
     if h.plan.virtual is not None:
         return virtual.read(h, mem_type, mem_space, file_space, dxpl, addr)
-    fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
-    _check_io(h, fsel, msel)
-    equal, msize = plugin().same_type(mem_type, h.file_type_id)
-    nbytes = math.prod(extent) * msize
-    buf = plugin().buffer(addr, nbytes, True)
+    fsel, msel, extent, equal, msize, buf = _call(h, mem_type, mem_space, file_space, addr, True)
     if fsel.count == 0:
         return
     if equal and h.plan.plain:
@@ -151,11 +157,7 @@ def dataset_write(h: NodeHandle, mem_type: int, mem_space: int, file_space: int,
     _fresh(h)
     if h.plan.virtual is not None:
         return virtual.write(h, mem_type, mem_space, file_space, dxpl, addr)
-    fsel, msel, extent = _selections(h.meta.shape, mem_space, file_space)
-    _check_io(h, fsel, msel)
-    equal, msize = plugin().same_type(mem_type, h.file_type_id)
-    nbytes = math.prod(extent) * msize
-    buf = plugin().buffer(addr, nbytes, False)
+    fsel, msel, extent, equal, msize, buf = _call(h, mem_type, mem_space, file_space, addr, False)
     if fsel.count == 0:
         return
     if equal and h.plan.plain:
