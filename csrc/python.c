@@ -510,9 +510,12 @@ PyObject *pv_uint(unsigned long long v) { return PyLong_FromUnsignedLongLong(v);
 PyObject *pv_hid(hid_t id) { return PyLong_FromLongLong((long long)id); }
 PyObject *pv_plist(hid_t id)
 {
-    const hid_t defaults[] = {H5P_GROUP_CREATE_DEFAULT,     H5P_GROUP_ACCESS_DEFAULT,     H5P_DATASET_ACCESS_DEFAULT,
-                              H5P_ATTRIBUTE_CREATE_DEFAULT, H5P_ATTRIBUTE_ACCESS_DEFAULT, H5P_DATATYPE_CREATE_DEFAULT,
-                              H5P_DATATYPE_ACCESS_DEFAULT,  H5P_LINK_CREATE_DEFAULT,      H5P_LINK_ACCESS_DEFAULT};
+    /* The library's variables, not the H5P_*_DEFAULT macros: each of those calls H5open. */
+    const hid_t defaults[] = {H5P_LST_GROUP_CREATE_ID_g,     H5P_LST_GROUP_ACCESS_ID_g,
+                              H5P_LST_DATASET_ACCESS_ID_g,   H5P_LST_ATTRIBUTE_CREATE_ID_g,
+                              H5P_LST_ATTRIBUTE_ACCESS_ID_g, H5P_LST_DATATYPE_CREATE_ID_g,
+                              H5P_LST_DATATYPE_ACCESS_ID_g,  H5P_LST_LINK_CREATE_ID_g,
+                              H5P_LST_LINK_ACCESS_ID_g};
 
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         if (id == defaults[i])
