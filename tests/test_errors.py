@@ -227,6 +227,7 @@ def test_keyboard_interrupt_and_exit_in_connector_reach_h5py_as_such(monkeypatch
 
 
 def _wait_for(path: Path, proc, timeout: float = 60) -> None:
+    """Until `path` exists (the program got there); fails if it ends first."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -234,7 +235,7 @@ def _wait_for(path: Path, proc, timeout: float = 60) -> None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"the slow read never started\nstdout:\n{out}\nstderr:\n{err}")
+            pytest.fail(f"{path.name} never appeared\nstdout:\n{out}\nstderr:\n{err}")
         time.sleep(0.05)
 
 
@@ -285,6 +286,25 @@ def test_sigint_ends_a_slow_read_in_a_c_program_with_an_error(compile_c, tmp_pat
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
     assert "read: failed" in out and "after: ok" in out, out + err
     assert "message: h5pyvol: KeyboardInterrupt: interrupted (Ctrl-C, SIGINT)" in out, out
+
+
+def test_sigint_outside_callbacks_is_the_c_programs_own(compile_c, tmp_path):
+    """After the interrupted call, the program sleeps in C: a SIGINT then has
+    the default disposition (the program ends by the signal), as without the plugin."""
+    import signal
+    import subprocess
+
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([str(compile_c("interrupted_read")), "then-wait"], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    _wait_for(tmp_path / "waiting", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT, f"exit {proc.returncode}\n{out}\n{err}"
+    assert "read: failed" in out and "after: ok" in out, out + err
 
 
 def test_message_with_lone_surrogate_and_nul_stays_readable(monkeypatch):

@@ -6,11 +6,14 @@
  * Prints "connector: NAME", "read: failed" or "read: ok", the message of
  * the innermost error on HDF5's error stack ("message: ..."), and, after a
  * further write and read of another dataset, "after: ok". Exits 0 when all
- * of that happened.
+ * of that happened. With the argument "then-wait" it then creates the file
+ * "waiting" and sleeps in C for up to 60 s (exit 3): a SIGINT then is the
+ * program's own, and under the default disposition ends it.
  */
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static herr_t first_message(unsigned n, const H5E_error2_t *err, void *data)
 {
@@ -19,7 +22,7 @@ static herr_t first_message(unsigned n, const H5E_error2_t *err, void *data)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     double  values[4] = {1, 2, 3, 4}, back[4];
     hsize_t dims[1]   = {4};
@@ -58,5 +61,14 @@ int main(void)
     H5Dclose(slow);
     H5Dclose(fast);
     H5Fclose(file);
+    if (argc > 1 && strcmp(argv[1], "then-wait") == 0) {
+        FILE *mark;
+        fflush(stdout); /* a signal ends the program with no exit to flush it */
+        mark = fopen("waiting", "w");
+        if (mark)
+            fclose(mark);
+        sleep(60);
+        return 3;
+    }
     return status < 0 ? 0 : 1;
 }
