@@ -20,9 +20,10 @@ HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
 # mpich + mpi4py + pytest-mpi: the MPI test stage (tests/mpi) of scripts/test.sh.
 # pyyaml + tqdm: h5pyvol flow (the "flow" extra).
+# dask[distributed] (with cloudpickle): the analysis engines' LocalCluster tests.
 # xarray + h5netcdf: netCDF-4 round trips through every connector (tests/test_xarray.py).
 PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff mpich mpi4py pytest-mpi pyyaml tqdm
-  xarray h5netcdf)
+  "dask[distributed]" xarray h5netcdf)
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh
