@@ -5,7 +5,10 @@
 # then a plain `pip install .` of this checkout (wheel mode: no HDF5_DIR, no
 # bootstrap), then the bridge suites run in it: the memory conformance suite,
 # the h5py programs, datatypes, errors, references, and tests/wheels (the
-# wheel mode itself; with 1.14 wheels also the C programs).
+# wheel mode itself; with 1.14 wheels also the C programs). Then the
+# distribution: `python -m build` makes an sdist and a wheel from it, the
+# wheel goes into a fresh virtualenv with its dependencies from the index,
+# and tests/wheels/test_dist.py checks both there (--no-dist skips this).
 #
 # The virtualenvs are cached under ~/.cache/h5pyvol/wheel-envs, keyed by the
 # Python, h5py and tool versions; h5pyvol itself is reinstalled every run.
@@ -27,9 +30,9 @@ PV_SCRIPT=wheel-envs
 source "$REPO/scripts/lib.sh" # step, die
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   echo
-  echo "Usage: scripts/wheel-envs.sh [--no-tests] [H5PY_VERSION...] [-- PYTEST_ARGS...]"
+  echo "Usage: scripts/wheel-envs.sh [--no-tests] [--no-dist] [H5PY_VERSION...] [-- PYTEST_ARGS...]"
 }
 
 env_dir() { # $1 = h5py version
@@ -63,12 +66,30 @@ install_checkout() { # $1 = venv: what a user runs, with nothing of ours in the 
   (cd / && env -u HDF5_PLUGIN_PATH -u HDF5_VOL_CONNECTOR "$venv/bin/h5pyvol" info) || die "h5pyvol info failed in $venv"
 }
 
+check_dist() { # python -m build, then the wheel in a fresh venv as on another machine
+  local out=$CACHE/dist-check tools=$CACHE/tools-venv start=$SECONDS
+  echo "==> distribution: python -m build (sdist, then a wheel from it)"
+  [ -x "$tools/bin/pip" ] || "$PYTHON" -m venv "$tools"
+  "$tools/bin/python" -c 'import build' 2>/dev/null || "$tools/bin/pip" install -q build
+  rm -rf "$out" && mkdir -p "$out"
+  (cd "$REPO" && env -u HDF5_DIR "$tools/bin/python" -m build -q --outdir "$out/dist" . >"$out/build.log" 2>&1) \
+    || { tail -n 30 "$out/build.log" >&2; die "python -m build failed (log: $out/build.log)"; }
+  ls -l "$out/dist" >&2
+  step "installing the wheel into a fresh virtualenv ($out/venv), dependencies from the index"
+  "$PYTHON" -m venv "$out/venv"
+  "$out/venv/bin/pip" install -q "$out"/dist/*.whl pytest || die "installing the built wheel failed"
+  (cd "$REPO" && env -u HDF5_PLUGIN_PATH -u HDF5_VOL_CONNECTOR H5PYVOL_DIST_DIR="$out/dist" \
+    "$out/venv/bin/python" -P -m pytest -q -p no:cacheprovider tests/wheels/test_dist.py) || return 1
+  step "distribution checked in $((SECONDS - start)) s"
+}
+
 main() {
-  local run_tests=1 versions=() pytest_args=()
+  local run_tests=1 dist=1 versions=() pytest_args=()
   while [ $# -gt 0 ]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
       --no-tests) run_tests=0 ;;
+      --no-dist) dist=0 ;;
       --) shift; pytest_args=("$@"); break ;;
       -*) usage >&2; exit 2 ;;
       *) versions+=("$1") ;;
@@ -90,6 +111,9 @@ main() {
     (cd "$REPO" && env -u HDF5_DIR -u HDF5_PLUGIN_PATH -u HDF5_VOL_CONNECTOR \
       "$venv/bin/python" -P -m pytest -q -p no:cacheprovider "${suites[@]}" "${pytest_args[@]}") || status=1
   done
+  if [ "$dist" = 1 ]; then
+    check_dist || status=1
+  fi
   exit "$status"
 }
 
