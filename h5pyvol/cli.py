@@ -1,8 +1,9 @@
 """The ``h5pyvol`` command (also ``python -m h5pyvol``).
 
 Subcommands: ``info`` (what is installed and whether it fits together),
-``env`` (shell exports that make any HDF5 program use a connector) and
-``config`` (compiler flags for C programs, like h5cc).
+``env`` (shell exports that make any HDF5 program use a connector),
+``config`` (compiler flags for C programs, like h5cc) and ``flow`` (run
+h5flow workflows, `h5pyvol.flow`).
 """
 
 from __future__ import annotations
@@ -189,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--libs", action="store_true", help="linker flags, with an rpath")
     p.add_argument("--hl", action="store_true", help="also link the high-level library")
     p.set_defaults(func=cmd_config)
+    from .flow import cli as flow_cli
+
+    p = sub.add_parser("flow", help="run h5flow workflows (YAML generator and stages) on any connector, serial or MPI",
+                       description=flow_cli.build_parser().description, epilog=flow_cli.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    flow_cli.add_arguments(p)
+    p.set_defaults(func=flow_cli.execute)
     return parser
 
 

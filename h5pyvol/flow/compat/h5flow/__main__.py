@@ -1,0 +1,7 @@
+"""``python -m h5flow`` inside a run: the flow command line."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

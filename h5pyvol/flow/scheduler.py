@@ -1,0 +1,504 @@
+"""Running a workflow's chunk loop: serially, or under MPI with chunks handed
+out dynamically and no collective call inside the loop.
+
+Under MPI, rank 0 runs the generator (its rows are final at once), sends each
+chunk with the generator's overlay to a rank that has room (two chunks in
+flight per rank), runs chunks itself when every other rank is busy, and
+commits the stage overlays in chunk order (`overlay.commit` moves appended
+rows and the references to them). Other ranks see the output as it was after
+init (a snapshot; rows are fetched from rank 0 on demand). A rank with nothing
+to do just waits for messages, so it cannot hold the others up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import h5py
+
+from . import components, provenance
+from .components import H5FlowGenerator
+from .datamanager import H5FlowDataManager
+from .errors import FlowError
+from .overlay import Overlay, commit
+from .progress import Progress
+from .store import DatasetInfo, norm
+
+log = logging.getLogger("h5pyvol.flow")
+
+TAG_WORK, TAG_DONE, TAG_READ, TAG_DATA = 11, 12, 13, 14
+IN_FLIGHT = 2
+
+
+class Outbox:
+    """Sends that never block: two ranks each sending a large message to the
+    other with a blocking send would wait for each other forever."""
+
+    def __init__(self, comm) -> None:
+        self.comm = comm
+        self.requests: list = []
+
+    def send(self, msg, dest: int, tag: int) -> None:
+        self.requests = [r for r in self.requests if not r.Test()]
+        self.requests.append(self.comm.isend(msg, dest=dest, tag=tag))
+
+    def drain(self) -> None:
+        for r in self.requests:
+            r.wait()
+        self.requests = []
+
+
+def _poll(comm, source: int, tag: int, serve=None):
+    """Receive a message without MPI's busy wait (it would take a core from the other ranks)."""
+    from mpi4py import MPI
+
+    status = MPI.Status()
+    delay = 2e-5
+    while not comm.Iprobe(source=source, tag=tag, status=status):
+        if serve is not None and serve():
+            delay = 2e-5
+            continue
+        time.sleep(delay)
+        delay = min(delay * 2, 2e-3)
+    return status.Get_source(), status.Get_tag(), comm.recv(source=status.Get_source(), tag=status.Get_tag())
+
+
+class SnapshotRows:
+    """What a rank other than 0 sees below its overlays: the output after
+    init (objects, attributes, lengths), with rows read from rank 0."""
+
+    def __init__(self, comm, snapshot: dict) -> None:
+        self.comm = comm
+        self.objects: dict[str, tuple[str, DatasetInfo | None, int]] = snapshot["objects"]
+        self.attrs_of: dict[str, dict] = snapshot["attrs"]
+        self.visible: dict[str, int] = {}
+
+    def show_generated(self, lengths: dict[str, int]) -> None:
+        """The generator's rows up to the current chunk are final: let stages read them all
+        (a stage may look back, e.g. over a rolling buffer of earlier events)."""
+        self.visible = lengths
+
+    def kind(self, path: str) -> str | None:
+        got = self.objects.get(norm(path))
+        return got[0] if got else ("group" if not norm(path) else None)
+
+    def info(self, path: str) -> DatasetInfo:
+        got = self.objects.get(norm(path))
+        if not got or got[0] != "dataset":
+            raise KeyError(f"no dataset {norm(path)!r} in the output")
+        return got[1]
+
+    def length(self, path: str) -> int:
+        path = norm(path)
+        return max(self.objects[path][2], self.visible.get(path, 0)) if path in self.objects else self.visible[path]
+
+    def attrs(self, path: str) -> dict:
+        if self.kind(path) is None:
+            raise KeyError(f"no object {norm(path)!r} in the output")
+        return dict(self.attrs_of.get(norm(path), {}))
+
+    def read(self, path: str, a: int, b: int):
+        self.comm.send((norm(path), a, b), dest=0, tag=TAG_READ)
+        _, _, reply = _poll(self.comm, 0, TAG_DATA)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def snapshot(store) -> dict:
+    """The output's objects, attributes and lengths after init, for the other ranks."""
+    objects: dict[str, Any] = {}
+    attrs: dict[str, dict] = {}
+    for f in [store.output] + ([store.scratch] if store.scratch is not None else []):
+        def visit(name, obj):
+            path = norm(name)
+            if isinstance(obj, h5py.Dataset):
+                info = store.info(path)
+                objects[path] = ("dataset", info, store.length(path))
+            else:
+                objects[path] = ("group", None, 0)
+            if len(obj.attrs):
+                attrs[path] = dict(obj.attrs)
+
+        f.visititems(visit)
+    attrs[""] = dict(store.output.attrs)
+    return {"objects": objects, "attrs": attrs}
+
+
+def execute(job) -> dict:
+    """Run one WorkflowRun end to end on every rank; returns its summary."""
+    t_start = time.perf_counter()
+    comm, rank = job.comm, job.rank
+    classes = job._classes()
+    dm = H5FlowDataManager(job.opts.output, drop_list=job.wf.drop)
+    error = None
+    reused = None
+    if rank == 0:
+        try:
+            job._prepare_output(classes)
+            dm._attach(job.store)
+            records = job._component_records(classes)
+            ident = provenance.input_identity(job.opts.input_filename, job.previous_run)
+            bounds = {"start": job.opts.start_position, "end": job.opts.end_position, "drop": job.wf.drop}
+            if job.resume_point is not None:
+                job._restore(job.resume_point)
+                job.record = job.resume_point.record
+            elif job.opts.reuse:
+                reused = provenance.find_reusable(job.store.output, records, ident, bounds)
+            if reused is None and job.record is None:
+                job.record = provenance.start_record(job.store.output, job.wf.file, job.wf.text, records, ident,
+                                                     bounds, job.size)
+        except Exception as exc:  # reported on every rank below
+            error = exc
+    if comm is not None:
+        error_text, reused = comm.bcast((str(error) if error else None, reused), root=0)
+        if error_text and error is None:
+            raise FlowError(f"rank 0 failed: {error_text}")
+    if error is not None:
+        raise error
+    if reused is not None:
+        if rank == 0:
+            job.store.close()
+            job.store.output.close()
+            print(f"{job.wf.file}: reusing {provenance.GROUP}/{reused} (same classes, versions, parameters, "
+                  "code and input); not run again")
+        return {"config": job.wf.file, "status": "reused", "record": reused}
+    job._build(classes, dm)
+    if comm is None:
+        _serial(job, dm)
+    elif rank == 0:
+        _coordinator(job, dm)
+    else:
+        _worker(job, dm)
+    wall = time.perf_counter() - t_start
+    summary = {"config": job.wf.file, "status": "finished", "record": job.record, "chunks": job.chunks_done,
+               "rows": job.rows_done, "seconds": wall, "profile": job.profile.as_dict()}
+    if rank == 0:
+        _close(job, wall)
+    if comm is not None:
+        summary = comm.bcast(summary, root=0)
+    return summary
+
+
+def _init(job, dm: H5FlowDataManager) -> None:
+    """Rank 0: every init hook as a unit of work, then a flush."""
+    source = job.source
+    for classname, res in components.resources.items():
+        job.unit(dm, f"resource {classname}.init", res.init, source)
+    job.unit(dm, f"generator {job.wf.source.name!r}.init", job.generator.init)
+    for stage in job.stages:
+        job.unit(dm, f"stage {stage.name!r}.init", stage.init, source)
+    job.store.flush()
+    if job.resume_point is not None:
+        job.replay_generator(dm, job.resume_point)
+    elif job.journal is not None:
+        job.journal.start(job.index, job.lengths(), job.record)
+
+
+def _finish_rank0(job, dm: H5FlowDataManager) -> None:
+    source = job.source
+    job.unit(dm, f"generator {job.wf.source.name!r}.finish", job.generator.finish)
+    for stage in job.stages:
+        job.unit(dm, f"stage {stage.name!r}.finish", stage.finish, source)
+    for classname, res in components.resources.items():
+        job.unit(dm, f"resource {classname}.finish", res.finish, source)
+
+
+def _generate(job, dm: H5FlowDataManager, chunk: int):
+    """Rank 0: the generator's next chunk, committed at once (its rows are final)."""
+    with job.profile_step("generator"):
+        sl, gov = job.unit(dm, f"generator {job.wf.source.name!r}.next (chunk {chunk})", job.generator.next)
+    if sl == H5FlowGenerator.EMPTY:
+        return None, gov
+    if not isinstance(sl, slice):
+        raise FlowError(f"generator {job.wf.source.name!r}.next returned {sl!r}, not a slice")
+    return sl, gov
+
+
+def _progress(job) -> Progress:
+    total = None
+    try:
+        total = len(job.generator) - (job.resume_point.chunks if job.resume_point else 0)
+    except TypeError:
+        pass
+    return Progress(total, job.opts.progress, job.wf.source.name)
+
+
+def _serial(job, dm: H5FlowDataManager) -> None:
+    _init(job, dm)
+    progress = _progress(job)
+    chunk = job.chunks_done
+    try:
+        while True:
+            sl, gov = _generate(job, dm, chunk)
+            if sl is None:
+                break
+            sov = Overlay(job.store)
+            dm._attach(job.store, sov)
+            try:
+                job.run_stages(dm, sl, chunk)
+            finally:
+                dm._attach(job.store, None)
+            with job.profile_step("commit"):
+                commit(job.store, sov)
+            job.chunk_committed(sl, gov.nbytes() + sov.nbytes(), progress)
+            job.maybe_checkpoint()
+            chunk += 1
+    finally:
+        progress.close()
+    _finish_rank0(job, dm)
+
+
+def _coordinator(job, dm: H5FlowDataManager) -> None:
+    comm = job.comm
+    outbox = Outbox(comm)
+    workers = list(range(1, job.size))
+    store = job.store
+    try:
+        _init(job, dm)
+    except Exception as exc:
+        comm.bcast(("error", str(exc)), root=0)
+        raise
+    comm.bcast(("snapshot", snapshot(store)), root=0)
+    progress = _progress(job)
+    in_flight: dict[int, int] = {}  # chunk -> rank
+    load = dict.fromkeys(workers, 0)
+    done: dict[int, tuple[Overlay, int]] = {}
+    slices: dict[int, slice] = {}
+    gen_nbytes: dict[int, int] = {}
+    gen_paths: set[str] = set()
+    gen_lengths: dict[int, dict] = {}
+    next_chunk = next_commit = job.chunks_done
+    exhausted = False
+    errors: list[str] = []
+
+    def serve() -> bool:
+        """Answer one message if there is one; True if it did."""
+        from mpi4py import MPI
+
+        status = MPI.Status()
+        if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            return False
+        src, tag = status.Get_source(), status.Get_tag()
+        msg = comm.recv(source=src, tag=tag)
+        if tag == TAG_READ:
+            path, a, b = msg
+            try:
+                reply = store.read(path, a, min(b, store.length(path)))
+            except Exception as exc:  # goes back to the rank that asked
+                reply = FlowError(f"reading {path}[{a}:{b}] on rank 0: {type(exc).__name__}: {exc}")
+            outbox.send(reply, dest=src, tag=TAG_DATA)
+        elif tag == TAG_DONE:
+            kind = msg[0]
+            if kind == "done":
+                _, chunk, sov, nbytes = msg
+                done[chunk] = (sov, nbytes)
+                in_flight.pop(chunk, None)
+                load[src] -= 1
+            elif kind == "error":
+                errors.append(msg[1])
+            elif kind == "finished":
+                finished[src] = msg[1:]
+        return True
+
+    def commit_ready() -> None:
+        nonlocal next_commit
+        while next_commit in done:
+            sov, nbytes = done.pop(next_commit)
+            with job.profile_step("commit"):
+                commit(store, sov, gen_paths)
+            job.chunk_committed(slices.pop(next_commit), gen_nbytes.pop(next_commit, 0) + nbytes, progress)
+            lengths = job.lengths()
+            for path, n in gen_lengths.pop(next_commit, {}).items():
+                lengths[path] = n
+                for region in store.regions_of.get(path, []):
+                    if region in lengths:
+                        lengths[region] = n
+            job.maybe_checkpoint(lengths)
+            next_commit += 1
+
+    finished: dict[int, tuple] = {}
+    job.between_stages = serve
+    try:
+        while True:
+            while serve():
+                pass
+            if errors:
+                raise FlowError(errors[0])
+            commit_ready()
+            if not exhausted:
+                free = [w for w in workers if load[w] < IN_FLIGHT]
+                sl, gov = _generate(job, dm, next_chunk)
+                if sl is None:
+                    exhausted = True
+                    continue
+                gen_paths.update(gov.reserves)
+                gen_lengths[next_chunk] = {p: store.length(p) for p in gen_paths}
+                slices[next_chunk] = sl
+                gen_nbytes[next_chunk] = gov.nbytes()
+                if free:
+                    target = min(free, key=lambda w: load[w])
+                    outbox.send(("chunk", next_chunk, sl, gov, gen_lengths[next_chunk]), dest=target, tag=TAG_WORK)
+                    load[target] += 1
+                    in_flight[next_chunk] = target
+                else:  # every other rank is busy: run this chunk here
+                    sov = Overlay(store)
+                    dm._attach(store, sov)
+                    try:
+                        job.run_stages(dm, sl, next_chunk)
+                    finally:
+                        dm._attach(store, None)
+                    done[next_chunk] = (sov, sov.nbytes())
+                next_chunk += 1
+                continue
+            if not in_flight and not done:
+                break
+            _poll_any(comm, serve)
+    except Exception as exc:
+        _abort_workers(comm, outbox, workers, f"stopped because another rank failed: {exc}", store)
+        raise
+    finally:
+        progress.close()
+    for w in workers:
+        outbox.send(("finish",), dest=w, tag=TAG_WORK)
+    try:
+        _finish_rank0(job, dm)
+    except Exception:
+        while len(finished) < len(workers) and not errors:  # take in their results so none waits on us
+            _poll_any(comm, serve)
+        raise
+    while len(finished) < len(workers) and not errors:
+        _poll_any(comm, serve)
+    if errors:
+        _abort_workers(comm, outbox, [w for w in workers if w not in finished], errors[0], store)
+        raise FlowError(errors[0])
+    outbox.drain()
+    for w in workers:
+        ov, prof = finished[w]
+        with job.profile_step("commit"):
+            commit(store, ov)
+        job.profile.merge(prof)
+
+
+def _abort_workers(comm, outbox: Outbox, workers: list[int], reason: str, store) -> None:
+    """Tell every other rank to stop, and take in what they still send until each has
+    stopped, so no message is left in flight (a pending send would hang MPI at exit)."""
+    from mpi4py import MPI
+
+    for w in workers:
+        outbox.send(("abort", reason), dest=w, tag=TAG_WORK)
+    stopped: set[int] = set()
+    status = MPI.Status()
+    delay = 2e-5
+    while len(stopped) < len(workers):
+        if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            time.sleep(delay)
+            delay = min(delay * 2, 2e-3)
+            continue
+        src, tag = status.Get_source(), status.Get_tag()
+        msg = comm.recv(source=src, tag=tag)
+        if tag == TAG_READ:
+            outbox.send(FlowError(reason), dest=src, tag=TAG_DATA)
+        elif tag == TAG_DONE and msg[0] == "aborted":
+            stopped.add(src)
+    outbox.drain()
+
+
+def _poll_any(comm, serve) -> None:
+    delay = 2e-5
+    while not serve():
+        time.sleep(delay)
+        delay = min(delay * 2, 2e-3)
+
+
+def _worker(job, dm: H5FlowDataManager) -> None:
+    comm = job.comm
+    outbox = Outbox(comm)
+    kind, payload = comm.bcast(None, root=0)
+    if kind == "error":
+        raise FlowError(f"rank 0 failed: {payload}")
+    base = SnapshotRows(comm, payload)
+    source = job.source
+    # init runs here too (stages may set themselves up in it); its writes were rank 0's to make.
+    def stop(reason: str):
+        outbox.send(("aborted",), dest=0, tag=TAG_DONE)
+        outbox.drain()
+        return FlowError(reason)
+
+    def hooks(names_and_calls) -> None:
+        """Run init or finish hooks; on failure tell rank 0 and stop when it says so."""
+        try:
+            for what, fn in names_and_calls:
+                _report(outbox, what, fn, source)
+        except FlowError:
+            _, _, msg = _poll(comm, 0, TAG_WORK)
+            while msg[0] != "abort":
+                _, _, msg = _poll(comm, 0, TAG_WORK)
+            stop(msg[1])
+            raise
+
+    ov = Overlay(base)
+    dm._attach(None, ov)
+    hooks([(f"resource {c}.init", r.init) for c, r in components.resources.items()]
+          + [(f"stage {st.name!r}.init", st.init) for st in job.stages])
+
+    while True:
+        _, _, msg = _poll(comm, 0, TAG_WORK)
+        if msg[0] == "abort":
+            raise stop(msg[1])
+        if msg[0] == "finish":
+            break
+        _, chunk, sl, gov, generated = msg
+        base.show_generated(generated)
+        gov.below = base
+        sov = Overlay(gov)
+        dm._attach(None, sov)
+        try:
+            job.run_stages(dm, sl, chunk)
+        except Exception as exc:
+            outbox.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
+            while msg[0] != "abort":  # rank 0 answers with abort
+                _, _, msg = _poll(comm, 0, TAG_WORK)
+            stop(msg[1])
+            raise
+        outbox.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
+    ov = Overlay(base)
+    dm._attach(None, ov)
+    hooks([(f"stage {st.name!r}.finish", st.finish) for st in job.stages]
+          + [(f"resource {c}.finish", r.finish) for c, r in components.resources.items()])
+    outbox.send(("finished", ov, job.profile.as_dict()), dest=0, tag=TAG_DONE)
+    outbox.drain()
+    dm._attach(None, None)
+
+
+def _report(outbox: Outbox, what: str, fn, *args) -> None:
+    from .engine import _call
+
+    try:
+        _call(what, fn, *args)
+    except FlowError as exc:
+        outbox.send(("error", f"rank {outbox.comm.Get_rank()}: {exc}\n{traceback.format_exc()}"), dest=0,
+                    tag=TAG_DONE)
+        raise
+
+
+def _close(job, wall: float) -> None:
+    """Rank 0: drop list, provenance, flush and close."""
+    store = job.store
+    job.drop_objects()
+    store.flush()
+    prof = job.profile
+    provenance.finish_record(store.output, job.record, chunks=job.chunks_done, rows=job.rows_done, wall_seconds=wall,
+                             **prof.attrs())
+    store.close()
+    store.output.close()
+    if job.journal is not None:
+        job.journal.finished(job.index)
+    if job.opts.profile:
+        rate = job.rows_done / wall if wall > 0 else 0.0
+        print(f"{job.wf.file}: {job.chunks_done} chunks, {job.rows_done} rows in {wall:.2f} s "
+              f"({rate:,.0f} rows/s) on {job.size} rank(s)")
+        print(prof.table(wall))

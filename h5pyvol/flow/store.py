@@ -1,0 +1,323 @@
+"""The committed rows of a run's output: HDF5 datasets plus in-memory tails.
+
+A `Store` owns the output file (and a scratch file for objects on the drop
+list). Rows appended during a run stay in a per-dataset tail and writes to
+rows already in the file are held as patches; `Store.flush` writes both in a
+few large HDF5 calls. Between flushes HDF5 is only read, so a journal entry
+written after a flush describes a consistent file (see `journal`).
+
+`ref_region` datasets follow the length of the dataset they index, as in
+h5flow; reading rows past what was written gives zeros (an empty region).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .errors import FlowError
+
+REF_DTYPE = np.dtype("i8")
+REGION_DTYPE = np.dtype([("start", "i8"), ("stop", "i8")])
+CHUNK_BYTES = 1 << 20
+FLUSH_BYTES = 64 << 20
+
+
+def norm(path: str) -> str:
+    """'/a//b/' -> 'a/b': the one spelling of an object path in the engine."""
+    return "/".join(p for p in str(path).split("/") if p)
+
+
+@dataclass
+class DatasetInfo:
+    dtype: np.dtype
+    rowshape: tuple[int, ...]
+    resizable: bool = True
+    region_of: str | None = None  # for a ref_region: the data path whose rows it indexes
+
+    def empty(self, n: int) -> np.ndarray:
+        return np.zeros((n,) + self.rowshape, dtype=self.dtype)
+
+
+def dropped(path: str, drop: list[str]) -> bool:
+    """Whether `path` lies under a dropped object: h5flow's rule (a drop entry
+    inside the path), matched on whole path components."""
+    wrapped = f"/{norm(path)}/"
+    return any(f"/{norm(d)}/" in wrapped for d in drop if norm(d))
+
+
+def region_parent(h5file: h5py.File, region: h5py.Dataset) -> str | None:
+    ref_path = region.attrs.get("ref")
+    if ref_path is None or ref_path not in h5file:
+        return None
+    ref = h5file[ref_path]
+    for side in ("0", "1"):
+        if norm(ref.attrs.get(f"ref_region{side}", "")) == norm(region.name):
+            return norm(ref.attrs.get(f"dset{side}", "")) or None
+    return None
+
+
+class Table:
+    """One dataset's rows: [0, flushed) in HDF5 (with pending patches), then a tail."""
+
+    def __init__(self, dset: h5py.Dataset, info: DatasetInfo) -> None:
+        self.dset = dset
+        self.info = info
+        self.flushed = dset.shape[0] if dset.ndim else 0
+        self.length = self.flushed
+        self.tail = info.empty(0)
+        self.tail_rows = 0  # rows of the tail that hold written data; later ones read as zeros
+        self.patches: list[tuple[int, np.ndarray]] = []
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.tail_rows * self.tail.itemsize * int(np.prod(self.info.rowshape, dtype=np.int64)) + sum(
+            p.nbytes for _, p in self.patches)
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        out = self.info.empty(max(0, b - a))
+        if b <= a:
+            return out
+        fb = min(b, self.flushed)
+        if a < fb:
+            out[: fb - a] = self.dset[a:fb]
+            for start, arr in self.patches:
+                lo, hi = max(a, start), min(fb, start + len(arr))
+                if lo < hi:
+                    out[lo - a: hi - a] = arr[lo - start: hi - start]
+        ta, tb = max(a, self.flushed), min(b, self.flushed + self.tail_rows)
+        if ta < tb:
+            out[ta - a: tb - a] = self.tail[ta - self.flushed: tb - self.flushed]
+        return out
+
+    def write(self, a: int, arr: np.ndarray, undo: Callable | None = None) -> None:
+        b = a + len(arr)
+        if b > self.length:
+            self.grow(b)
+        fb = min(b, self.flushed)
+        if a < fb:
+            self.patches.append((a, np.array(arr[: fb - a], dtype=self.info.dtype)))
+        if b > self.flushed:
+            ta = max(a, self.flushed)
+            need = b - self.flushed
+            if need > len(self.tail):
+                bigger = self.info.empty(max(need, 2 * len(self.tail), 1024))
+                bigger[: self.tail_rows] = self.tail[: self.tail_rows]
+                self.tail = bigger
+            self.tail[ta - self.flushed: need] = arr[ta - a:]
+            self.tail_rows = max(self.tail_rows, need)
+
+    def grow(self, n: int) -> None:
+        if n > self.length:
+            if not self.info.resizable and n > self.dset.shape[0]:
+                raise FlowError(f"dataset {self.dset.name} has a fixed length {self.dset.shape[0]}; "
+                                f"cannot grow it to {n} rows")
+            self.length = n
+
+    def patched_rows(self) -> list[tuple[int, int]]:
+        return [(a, a + len(p)) for a, p in self.patches]
+
+    def flush(self) -> None:
+        if self.length > self.dset.shape[0]:
+            self.dset.resize((self.length,) + self.info.rowshape)
+        for a, arr in self.patches:
+            self.dset[a: a + len(arr)] = arr
+        if self.tail_rows:
+            self.dset[self.flushed: self.flushed + self.tail_rows] = self.tail[: self.tail_rows]
+        self.patches = []
+        self.flushed = self.length
+        self.tail = self.info.empty(0)
+        self.tail_rows = 0
+
+    def truncate(self, n: int) -> None:
+        """Drop rows from `n` on (resume); the tail and patches must be empty."""
+        if self.dset.shape[0] > n:
+            self.dset.resize((n,) + self.info.rowshape)
+        self.flushed = self.length = min(self.length, n)
+
+
+class Store:
+    """The committed state of the output (rank 0), read and written by rows."""
+
+    def __init__(self, output: h5py.File, drop: list[str] | None = None, scratch_dir: str | None = None) -> None:
+        self.output = output
+        self.drop = list(drop or [])
+        self.scratch_dir = scratch_dir
+        self.scratch: h5py.File | None = None
+        self.scratch_path: str | None = None
+        self.tables: dict[str, Table] = {}
+        self.known: dict[str, str] = {}  # path -> "group" / "dataset", for paths known to exist
+        self.regions_of: dict[str, list[str]] = {}
+        self.undo: Callable[[str, int, np.ndarray], None] | None = None
+        self._scan_regions(output)
+
+    # -- files and routing --------------------------------------------------------------
+    def _scan_regions(self, f: h5py.File) -> None:
+        found = []
+
+        def visit(name, obj):
+            if name.endswith("ref_region") and isinstance(obj, h5py.Dataset):
+                found.append(obj)
+
+        f.visititems(visit)
+        for region in found:
+            parent = region_parent(f, region)
+            if parent:
+                self.regions_of.setdefault(parent, []).append(norm(region.name))
+
+    def route(self, path: str) -> h5py.File:
+        """The file an object lives in: the output, or the scratch file for dropped objects
+        (unless the output already has it, as h5flow does)."""
+        if not self.drop or path in self.output or not dropped(path, self.drop):
+            return self.output
+        if self.scratch is None:
+            directory = self.scratch_dir or tempfile.gettempdir()
+            fd, self.scratch_path = tempfile.mkstemp(prefix=".h5pyvol-flow-drop-", suffix=".h5", dir=directory)
+            os.close(fd)
+            self.scratch = h5py.File(self.scratch_path, "w")
+        return self.scratch
+
+    def h5(self, path: str) -> h5py.HLObject:
+        """The h5py object at `path`, with every pending row of it written first."""
+        path = norm(path)
+        if path in self.tables:
+            self.tables[path].flush()
+        return self.route(path)[path]
+
+    # -- metadata -----------------------------------------------------------------------------
+    def kind(self, path: str) -> str | None:
+        path = norm(path)
+        if path in self.known:
+            return self.known[path]
+        if not path:
+            return "group"
+        f = self.route(path)
+        if path not in f:
+            return None
+        self.known[path] = "dataset" if isinstance(f[path], h5py.Dataset) else "group"
+        return self.known[path]
+
+    def table(self, path: str) -> Table:
+        path = norm(path)
+        t = self.tables.get(path)
+        if t is None:
+            if self.kind(path) != "dataset":
+                raise KeyError(f"no dataset {path!r} in the output")
+            f = self.route(path)
+            dset = f[path]
+            region_of = None
+            if path.endswith("ref_region"):
+                region_of = region_parent(f, dset)
+            info = DatasetInfo(dset.dtype, dset.shape[1:], dset.ndim > 0 and dset.maxshape[0] is None, region_of)
+            t = self.tables[path] = Table(dset, info)
+        return t
+
+    def info(self, path: str) -> DatasetInfo:
+        return self.table(path).info
+
+    def length(self, path: str) -> int:
+        t = self.table(path)
+        if t.info.region_of is not None and self.kind(t.info.region_of) == "dataset":
+            t.grow(self.length(t.info.region_of))
+        return t.length
+
+    def attrs(self, path: str) -> dict:
+        path = norm(path)
+        if self.kind(path) is None:
+            raise KeyError(f"no object {path!r} in the output")
+        return dict(self.route(path)[path].attrs) if path else dict(self.output.attrs)
+
+    # -- changes -----------------------------------------------------------------------------
+    def create_group(self, path: str) -> None:
+        path = norm(path)
+        if self.kind(path) is None:
+            self.route(path).require_group(path)
+            self.known[path] = "group"
+
+    def create_dataset(self, path: str, dtype, rowshape=(), region_of: str | None = None) -> None:
+        path = norm(path)
+        if self.kind(path) is not None:
+            return
+        dtype = np.dtype(dtype)
+        rowshape = tuple(int(n) for n in rowshape)
+        rowbytes = max(1, dtype.itemsize * int(np.prod(rowshape, dtype=np.int64)))
+        rows = max(1, min(CHUNK_BYTES // rowbytes, 1 << 20))
+        kwargs = {"fillvalue": np.zeros((), dtype)} if dtype.names else {}
+        dset = self.route(path).create_dataset(path, shape=(0,) + rowshape, maxshape=(None,) + rowshape,
+                                               dtype=dtype, chunks=(rows,) + rowshape, **kwargs)
+        self.known[path] = "dataset"
+        self.tables[path] = Table(dset, DatasetInfo(dtype, rowshape, True, region_of))
+        if region_of:
+            self.regions_of.setdefault(norm(region_of), []).append(path)
+
+    def set_attrs(self, path: str, attrs: dict) -> None:
+        path = norm(path)
+        if self.kind(path) is None:
+            self.create_group(path)
+        target = self.route(path)[path] if path else self.output
+        for key, value in attrs.items():
+            target.attrs[key] = value
+
+    def delete(self, path: str) -> None:
+        path = norm(path)
+        for name in [p for p in self.tables if p == path or p.startswith(path + "/")]:
+            del self.tables[name]
+        for name in [p for p in self.known if p == path or p.startswith(path + "/")]:
+            del self.known[name]
+        f = self.route(path)
+        if path in f:
+            del f[path]
+
+    def read(self, path: str, a: int, b: int) -> np.ndarray:
+        return self.table(path).read(a, b)
+
+    def write(self, path: str, a: int, arr: np.ndarray) -> None:
+        t = self.table(path)
+        if self.undo is not None and a < t.flushed:
+            fb = min(a + len(arr), t.flushed)
+            self.undo(norm(path), a, t.read(a, fb))
+        t.write(a, arr)
+        if t.length > t.flushed and norm(path) in self.regions_of:
+            for region in self.regions_of[norm(path)]:
+                if self.kind(region) == "dataset":
+                    self.table(region).grow(t.length)
+
+    def grow(self, path: str, n: int) -> None:
+        """Make the dataset at least `n` rows long; rows not written read as zeros."""
+        t = self.table(path)
+        t.grow(max(n, t.length))
+        for region in self.regions_of.get(norm(path), []):
+            if self.kind(region) == "dataset":
+                self.table(region).grow(t.length)
+
+    def reserve(self, path: str, n: int) -> int:
+        start = self.length(path)
+        self.grow(path, start + n)
+        return start
+
+    def pending_bytes(self) -> int:
+        return sum(t.pending_bytes for t in self.tables.values())
+
+    def flush(self) -> None:
+        """Write every tail and patch to HDF5 and flush the files."""
+        for path in list(self.tables):
+            t = self.tables[path]
+            if t.info.region_of is not None:
+                self.length(path)  # a region grows with its dataset
+            if t.length != t.flushed or t.patches or t.tail_rows:
+                t.flush()
+        self.output.flush()
+        if self.scratch is not None:
+            self.scratch.flush()
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.scratch.close()
+            if self.scratch_path and os.path.exists(self.scratch_path):
+                os.remove(self.scratch_path)
+            self.scratch = None

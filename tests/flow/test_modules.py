@@ -1,0 +1,85 @@
+"""Small h5flow modules for the flow tests (copied into each run folder)."""
+
+import os
+import time
+
+import numpy as np
+from h5flow.core import H5FlowGenerator, H5FlowStage
+
+
+class Counter(H5FlowGenerator):
+    """Appends `chunk_size` rows (i, i*i) per chunk, `end_position` chunks."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.chunk_size = params.get("chunk_size", 100)
+        self.end_position = self.end_position if self.end_position is not None else 10
+        self.iteration = 0
+
+    def __len__(self):
+        return self.end_position
+
+    def init(self):
+        self.data_manager.create_dset(self.dset_name, dtype=[("i", "i8"), ("sq", "f8")])
+
+    def next(self):
+        if self.iteration >= self.end_position:
+            return H5FlowGenerator.EMPTY
+        self.iteration += 1
+        sl = self.data_manager.reserve_data(self.dset_name, self.chunk_size)
+        rows = np.zeros(self.chunk_size, dtype=[("i", "i8"), ("sq", "f8")])
+        rows["i"] = np.arange(sl.start, sl.stop)
+        rows["sq"] = rows["i"].astype("f8") ** 2
+        self.data_manager.write_data(self.dset_name, sl, rows)
+        return sl
+
+
+class Sparse(H5FlowStage):
+    """Writes rows (and references) only for sources whose index is a multiple of
+    `every`: most chunks write nothing, on whichever rank runs them."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.every = params.get("every", 7)
+        self.output = params.get("output", "sparse")
+        self.delay = params.get("delay", 0.0)
+
+    def init(self, source_name):
+        self.data_manager.create_dset(self.output, dtype="f8", shape=(2,))
+        self.data_manager.create_ref(source_name, self.output)
+
+    def run(self, source_name, source_slice, cache):
+        if self.delay:
+            time.sleep(self.delay)
+        rows = cache[source_name]
+        keep = rows[rows["i"] % self.every == 0]
+        if not len(keep):
+            return
+        sl = self.data_manager.reserve_data(self.output, len(keep))
+        self.data_manager.write_data(self.output, sl, np.stack([keep["sq"], -keep["sq"]], axis=1))
+        self.data_manager.write_ref(source_name, self.output, np.stack([keep["i"], np.arange(sl.start, sl.stop)], 1))
+
+
+class Reader(H5FlowStage):
+    """Writes, per source row, how many sparse rows it refers to (from its `requires`)."""
+
+    def init(self, source_name):
+        self.data_manager.create_dset("counted", dtype="i8")
+
+    def run(self, source_name, source_slice, cache):
+        got = cache["sparse"]  # (rows, matches, 2), masked where there is no match
+        empty = np.ma.getmaskarray(got).reshape(len(got), -1).all(axis=1)
+        self.data_manager.reserve_data("counted", source_slice)
+        self.data_manager.write_data("counted", source_slice, (~empty).astype("i8"))
+
+
+class Explodes(H5FlowStage):
+    """Fails on its chunk `at`."""
+
+    def run(self, source_name, source_slice, cache):
+        if source_slice.start >= 100 * 3:
+            raise ValueError("bad detector data in this chunk")
+
+
+if os.environ.get("H5PYVOL_FLOW_TEST_MARK"):  # executing this module leaves a mark (it should not be executed)
+    open(os.environ["H5PYVOL_FLOW_TEST_MARK"], "w").close()
