@@ -11,7 +11,8 @@
 #            mounted into the build, and podman's layer cache keeps the rest
 #   test     in the runtime image: h5pyvol info, the demo (a C program and an
 #            h5py program through the memory connector), and the image size
-#   compose  run the demo composition (Ceph mon, OSD, RGW and the client)
+#   compose  run the demo composition (Ceph mon, OSD, RGW and the client),
+#            then its analysis service (ParCorAna's G2 as a flow into RADOS)
 #   all      setup, lint, build, test, compose (the default; scripts/test.sh runs it)
 #
 # Environment: H5PYVOL_CACHE (cache dir), H5PYVOL_IMAGE (image name, default
@@ -163,15 +164,24 @@ cmd_test() {
   podman_ images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^($IMAGE|$BASE)" || true
 }
 
+compose_run() { # $1 = the service whose exit status counts; the others it needs start with it
+  local compose=$1 service=$2 status=0
+  shift 2
+  (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" "${DEMO_PORTS[@]}" \
+    "$compose" -f compose.yaml "$@" up --abort-on-container-exit --exit-code-from "$service" ceph "$service") \
+    || status=$?
+  (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" \
+    "$compose" -f compose.yaml "$@" down -v >/dev/null 2>&1) || true
+  [ "$status" = 0 ] || die "the demo composition's $service failed (exit $status)"
+}
+
 cmd_compose() {
-  local compose status=0
+  local compose
   compose=$(tool podman-compose podman-compose)
   step "the demo composition: Ceph (mon, OSD, RGW) and a client through s3 and rados"
-  (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" "${DEMO_PORTS[@]}" \
-    "$compose" -f compose.yaml up --abort-on-container-exit --exit-code-from demo) || status=$?
-  (cd "$REPO/docker" && env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" H5PYVOL_IMAGE="$IMAGE" \
-    "$compose" -f compose.yaml down -v >/dev/null 2>&1) || true
-  [ "$status" = 0 ] || die "the demo composition failed (exit $status)"
+  compose_run "$compose" demo
+  step "the demo composition's analysis: ParCorAna's G2 as an h5pyvol flow into RADOS"
+  compose_run "$compose" analysis --profile analysis
 }
 
 main() {
