@@ -125,3 +125,17 @@ def test_c_plugin_refuses_to_start_next_to_another_libhdf5(tmp_path):
     assert os.path.realpath(_hdf5.loaded_libhdf5()) in [os.path.realpath(p.strip()) for p in proc.stderr.splitlines()]
     assert "OSError: Unable to synchronously create file (file create failed)" in proc.stderr
     assert "H5Pget_vol_id" not in proc.stderr and not (tmp_path / "a.h5").exists()
+
+
+@pytest.mark.skipif(HDF5_2, reason="one wheel environment is enough for the offline case")
+def test_offline_build_names_the_file_to_put_in_place(tmp_path):
+    # An empty cache and an unreachable mirror: the build stops with what to do.
+    env = dict(os.environ, H5PYVOL_CACHE=str(tmp_path / "cache"), H5PYVOL_DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    env.pop("HDF5_DIR", None)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "out"), str(repo)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and not list((tmp_path / "out").glob("*.whl"))
+    assert "Wheel mode needs the headers of HDF5 1.14.6" in out
+    assert f"{tmp_path / 'cache'}/downloads/hdf5_1.14.6+repack.orig.tar.gz" in out and "HDF5_DIR" in out
