@@ -34,7 +34,7 @@ PV_SCRIPT=containers
 source "$REPO/scripts/lib.sh" # step, die, apt_install
 
 usage() {
-  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
   echo
   echo "Usage: scripts/containers.sh [setup|lint|build|test|compose|all]..."
 }

@@ -30,7 +30,7 @@ PV_SCRIPT=wheel-envs
 source "$REPO/scripts/lib.sh" # step, die
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
   echo
   echo "Usage: scripts/wheel-envs.sh [--no-tests] [--no-dist] [H5PY_VERSION...] [-- PYTEST_ARGS...]"
 }
