@@ -96,7 +96,7 @@ def test_file_refuses_a_plugin_built_against_another_libhdf5(tmp_path):
         f"h5pyvol._hdf5.PLUGIN_DIR = pathlib.Path({FOREIGN!r})\n"
         "try:\n"
         f"    h5pyvol.File({str(tmp_path / 'a.h5')!r}, 'w', connector='memory')\n"
-        "except h5pyvol._hdf5.TwoLibhdf5Error as exc:\n"
+        "except h5pyvol.TwoLibhdf5Error as exc:\n"
         "    print('REFUSED', exc)\n"
     )
     proc = run([sys.executable, "-c", code], dict(os.environ), cwd=tmp_path)
