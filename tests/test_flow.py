@@ -144,7 +144,7 @@ reader:
 
 
 def sparse_config(folder: Path, delay: float = 0.0) -> str:
-    shutil.copy(MODULES / "test_modules.py", folder / "test_modules.py")
+    shutil.copy(MODULES / "sample_modules.py", folder / "test_modules.py")
     return _config(folder, SPARSE.replace("DELAY", str(delay)))
 
 
