@@ -134,8 +134,11 @@ cmd_build() {
   step "podman build $IMAGE:runtime (docker/Dockerfile; warm: seconds, cold: HDF5 and h5py compile)"
   local nocache=()
   [ "${H5PYVOL_COLD:-0}" = 1 ] && nocache=(--no-cache)
+  # The build stage gets a tag of its own: its layers are the cache, and the
+  # prune below then removes only images that earlier builds left untagged.
   podman_ build "${BUILD_ARGS[@]}" "${nocache[@]}" --build-arg "BASE=$BASE" -f "$REPO/docker/Dockerfile" \
-    -t "$IMAGE:runtime" "$REPO"
+    --target build -t "$IMAGE:build" "$REPO"
+  podman_ build "${BUILD_ARGS[@]}" --build-arg "BASE=$BASE" -f "$REPO/docker/Dockerfile" -t "$IMAGE:runtime" "$REPO"
   step "built $IMAGE:runtime in $((SECONDS - start)) s"
   start=$SECONDS
   step "podman build $IMAGE:ceph (docker/Dockerfile.ceph)"
@@ -143,7 +146,7 @@ cmd_build() {
     -f "$REPO/docker/Dockerfile.ceph" \
     -t "$IMAGE:ceph" "$REPO"
   step "built $IMAGE:ceph in $((SECONDS - start)) s"
-  # No image prune: the build stage's untagged layers are the layer cache.
+  podman_ image prune -f >/dev/null || true
   [ "${H5PYVOL_COLD:-0}" = 1 ] && rm -rf "$BUILD_CACHE"
   return 0
 }
