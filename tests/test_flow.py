@@ -298,6 +298,33 @@ def test_per_stage_reuse_runs_only_what_changed(tmp_path):
         assert len(f["rows/data"]) == 300 and len(f["scaled/data"]) == 300
 
 
+PROBE = """
+flow:
+  source: counter
+  stages: [probe, sparse]
+counter: {classname: Counter, dset_name: rows, params: {chunk_size: 100}}
+probe: {classname: Probe, params: {looks_for: extra}}
+sparse: {classname: Sparse, params: {output: OUTPUT}}
+"""
+
+
+def test_reuse_second_pass_when_a_rerun_stage_writes_something_new(tmp_path):
+    """A rerun stage writes a dataset it did not write before, which a reused
+    stage looked for: a second pass runs that stage too."""
+    shutil.copy(MODULES / "test_modules.py", tmp_path / "test_modules.py")
+    _config(tmp_path, PROBE.replace("OUTPUT", "sparse"))
+    flow(["-c", "flow.yaml", "-o", "out.h5", "-e", "2", "--quiet"], tmp_path)
+    _config(tmp_path, PROBE.replace("OUTPUT", "extra"))
+    proc, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "2", "--quiet"])
+    assert ran == ["probe", "sparse"], proc.stdout
+    assert "running again after this run changed what they read" in proc.stdout
+    flow(["-c", "flow.yaml", "-o", "fresh.h5", "-e", "2", "--quiet"], tmp_path)
+    with h5py.File(tmp_path / "fresh.h5") as a, h5py.File(tmp_path / "out.h5") as b:
+        assert_same_outputs(a, b)
+        assert b["probe/data"][()].all() and "sparse" not in b
+        assert list(b["h5pyvol_flow"]) == ["run000", "run001", "run002"]
+
+
 def test_reuse_and_equivalent_hashes(tmp_path):
     cfg = sparse_config(tmp_path)
     flow(["-c", cfg, "-o", "out.h5", "-e", "3", "--quiet"], tmp_path)

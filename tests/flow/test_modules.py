@@ -105,6 +105,23 @@ class Scaled(H5FlowStage):
         self.data_manager.write_ref(source_name, self.name, np.stack([rows["i"], np.arange(sl.start, sl.stop)], 1))
 
 
+class Probe(H5FlowStage):
+    """Writes, per source row, whether the dataset `looks_for` exists (an existence check is a read)."""
+
+    def init(self, source_name):
+        self.data_manager.create_dset(self.name, dtype="i8")
+
+    def run(self, source_name, source_slice, cache):
+        note_call(self.name, "run")
+        found = self.data_manager.dset_exists(self.requires_name)
+        self.data_manager.reserve_data(self.name, source_slice)
+        self.data_manager.write_data(self.name, source_slice, np.full(source_slice.stop - source_slice.start, found))
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.requires_name = params.get("looks_for", "extra")
+
+
 class Explodes(H5FlowStage):
     """Fails on its chunk `at`."""
 
