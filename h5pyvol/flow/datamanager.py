@@ -331,7 +331,11 @@ class H5FlowDataManager:
     @property
     def _fh(self) -> h5py.File | None:
         """The open output file, or None (h5flow's attribute)."""
-        return self._store_obj.output if self._store_obj is not None else None
+        if self._store_obj is None:
+            return None
+        self._note_opaque("data_manager._fh")
+        self._store_obj.absent.clear()  # the caller may create objects through h5py
+        return self._store_obj.output
 
     @property
     def fh(self) -> h5py.File:
@@ -339,6 +343,7 @@ class H5FlowDataManager:
         self._note_opaque("data_manager.fh")
         store = self._store()
         store.flush()
+        store.absent.clear()  # the caller may create objects through h5py
         return store.output
 
     def __enter__(self) -> H5FlowDataManager:
@@ -436,7 +441,7 @@ class H5FlowDataManager:
         elif isinstance(last, int | np.integer):
             sel, args = slice(int(last), int(last) + 1), args[:-1]
         elif not isinstance(last, str | bytes):
-            sel, args = np.r_[last], args[:-1]
+            sel, args = deref.indices(last), args[:-1]
         if len(args) == 1:
             dset = self.get_dset(args[0])
             return dset if sel is None else dset[sel]

@@ -22,7 +22,7 @@ import numpy as np
 from . import components, discovery, provenance, reuse
 from .config import Component, Requirement, Workflow, load_workflow
 from .datamanager import H5FlowDataManager, open_output
-from .dereference import dereference_chain
+from .dereference import dereference_chain, indices
 from .errors import FlowError
 from .journal import Journal, ResumePoint, journal_path
 from .overlay import Overlay, commit
@@ -275,7 +275,7 @@ class WorkflowRun:
             else:
                 if not dm.dset_exists(path[0]):
                     raise FlowError(f"no dataset {path[0]!r} and no references from {source!r} to it")
-                return np.r_[source_slice] if req.index_only else dm.get_dset(path[0])[source_slice]
+                return indices(source_slice) if req.index_only else dm.get_dset(path[0])[source_slice]
             data = dm.get_dset(path[-1])
             refs, dirs = zip(*[dm.get_ref(p, c) for p, c in chain], strict=True)
             regions = [dm.get_ref_region(p, c) for p, c in chain]

@@ -21,8 +21,8 @@ def _first_last(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct values of `idx` and the positions of their first and last occurrences."""
     n = len(idx)
     if n > 1 and np.all(idx[1:] >= idx[:-1]):
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        ends = np.r_[starts[1:], n] - 1
+        starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+        ends = np.append(starts[1:], n) - 1
         return idx[starts], starts, ends
     lo, hi = int(idx.min()), int(idx.max()) + 1
     if hi - lo <= 4 * n + 4096:

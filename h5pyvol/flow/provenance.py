@@ -43,8 +43,13 @@ def code_hash(cls: type) -> str:
             return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
         except (OSError, TypeError):
             return hashlib.sha256(cls.__qualname__.encode()).hexdigest()
-    kept = [ast.get_source_segment(source, node) or ast.dump(node) for node in tree.body
-            if not (isinstance(node, ast.ClassDef) and node.name != cls.__name__)]
+    lines = source.splitlines(keepends=True)
+    kept = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name != cls.__name__:
+            continue
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("".join(lines[first - 1: node.end_lineno]))
     return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
