@@ -465,6 +465,7 @@ class WorkflowRun:
         store.output.flush()
         self.chunks_done = point.chunks
         self.slices = list(point.slices)
+        self.rows_done = sum(max(0, b - a) for a, b in self.slices)
 
     def replay_generator(self, dm: H5FlowDataManager, point: ResumePoint) -> None:
         """Advance the generator past the chunks already done: its next() runs

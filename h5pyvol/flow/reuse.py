@@ -224,6 +224,11 @@ def make_plan(records: list[dict], components: list[dict], exists: Callable[[str
             break
         reasons.update(grow)
         rerun |= set(grow)
+    moved = [n for n in rerun if roles[n] != "stage"]
+    if moved:  # the generator or a resource must run again: so must everything
+        for name in names:
+            reasons.setdefault(name, f"{roles[moved[0]]} {moved[0]} runs again")
+        rerun = set(names)
     run = [n for n in names if n in rerun]
     return Plan(base, run, [n for n in names if n not in rerun], {n: reasons[n] for n in run})
 

@@ -154,7 +154,7 @@ def execute(job) -> dict:
             elif job.plan.run:
                 job.record, job.run_id = provenance.start_record(job.store.output, job.wf.file, job.wf.text,
                                                                  records, job.size, job.plan.as_json())
-            plan = (job.plan.run, job.plan.reused)
+            plan = (job.plan.run, job.plan.reused, job.plan.base_name)
         except Exception as exc:  # reported on every rank below
             error = exc
     if comm is not None:
@@ -164,9 +164,9 @@ def execute(job) -> dict:
     if error is not None:
         raise error
     if rank != 0:
-        job.plan = reuse.Plan(None, *plan)
+        job.plan = reuse.Plan(None, plan[0], plan[1])
     if not job.plan.run:
-        base = job.plan.base_name
+        base = plan[2]
         if rank == 0:
             job.store.close()
             job.store.output.close()
