@@ -127,14 +127,18 @@ def _config(folder: Path, text: str, name: str = "flow.yaml") -> str:
     return name
 
 
-SPARSE = """
-flow:
-  source: counter
-  stages: [sparse, reader]
+COUNTER = """
 counter:
   classname: Counter
   dset_name: rows
   params: {chunk_size: 100}
+"""
+
+SPARSE = """
+flow:
+  source: counter
+  stages: [sparse, reader]
+""" + COUNTER + """
 sparse:
   classname: Sparse
   params: {every: 7, delay: DELAY}
@@ -219,10 +223,7 @@ THREE = """
 flow:
   source: counter
   stages: [sparse, reader, scaled]
-counter:
-  classname: Counter
-  dset_name: rows
-  params: {chunk_size: 100}
+""" + COUNTER + """
 sparse:
   classname: Sparse
   params: {every: EVERY}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import components, discovery, provenance, reuse
+from .builtins import SliceList
 from .config import Component, Requirement, Workflow, load_workflow
 from .datamanager import H5FlowDataManager, open_output
 from .dereference import dereference_chain, indices
@@ -135,27 +136,16 @@ class StageCache(dict):
         return dict(self._all())
 
 
-class ReplayedSource:
+class ReplayedSource(SliceList):
     """Stands in for a reused generator: the chunks of the run it is reused
     from, whose rows are already in the output."""
-
-    EMPTY = components.H5FlowGenerator.EMPTY
 
     def __init__(self, slices) -> None:
         self.slices = [slice(int(a), int(b)) for a, b in slices]
         self.iteration = 0
 
-    def __len__(self) -> int:
-        return len(self.slices)
-
     def init(self) -> None:
         pass
-
-    def next(self) -> slice:
-        if self.iteration >= len(self.slices):
-            return self.EMPTY
-        self.iteration += 1
-        return self.slices[self.iteration - 1]
 
     def finish(self) -> None:
         pass
