@@ -149,7 +149,7 @@ reader:
 
 
 def sparse_config(folder: Path, delay: float = 0.0) -> str:
-    shutil.copy(MODULES / "test_modules.py", folder / "test_modules.py")
+    shutil.copy(MODULES / "sample_modules.py", folder / "sample_modules.py")
     return _config(folder, SPARSE.replace("DELAY", str(delay)))
 
 
@@ -237,7 +237,7 @@ scaled:
 
 
 def three_stages(folder: Path, every: int = 7, factor: float = 2.0, name: str = "flow.yaml") -> str:
-    shutil.copy(MODULES / "test_modules.py", folder / "test_modules.py")
+    shutil.copy(MODULES / "sample_modules.py", folder / "sample_modules.py")
     return _config(folder, THREE.replace("EVERY", str(every)).replace("FACTOR", str(factor)), name)
 
 
@@ -312,7 +312,7 @@ sparse: {classname: Sparse, params: {output: OUTPUT}}
 def test_reuse_second_pass_when_a_rerun_stage_writes_something_new(tmp_path):
     """A rerun stage writes a dataset it did not write before, which a reused
     stage looked for: a second pass runs that stage too."""
-    shutil.copy(MODULES / "test_modules.py", tmp_path / "test_modules.py")
+    shutil.copy(MODULES / "sample_modules.py", tmp_path / "sample_modules.py")
     _config(tmp_path, PROBE.replace("OUTPUT", "sparse"))
     flow(["-c", "flow.yaml", "-o", "out.h5", "-e", "2", "--quiet"], tmp_path)
     _config(tmp_path, PROBE.replace("OUTPUT", "extra"))
@@ -336,7 +336,7 @@ def test_reuse_and_equivalent_hashes(tmp_path):
         old_hash = f["h5pyvol_flow/run000"].attrs["code_hash:sparse"]
     (tmp_path / "out2.h5").write_bytes((tmp_path / "out.h5").read_bytes())
     # new code in Sparse's class: sparse and reader run again, over the same rows
-    src = tmp_path / "test_modules.py"
+    src = tmp_path / "sample_modules.py"
     src.write_text(src.read_text().replace('self.every = params.get("every", 7)',
                                            'self.every = int(params.get("every", 7))'))
     proc = flow(["-c", cfg, "-o", "out.h5", "-e", "3"], tmp_path)
