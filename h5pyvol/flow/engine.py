@@ -335,7 +335,10 @@ class WorkflowRun:
         opts, wf = self.opts, self.wf
         names = [r["name"] for r in records]
         out = self._open()
-        exists = lambda path: not norm(path) or norm(path) in out  # noqa: E731
+
+        def exists(path: str) -> bool:
+            return not norm(path) or norm(path) in out
+
         if self.resume_point is not None:
             self.record = self.resume_point.record
             self.run_id = str(out[provenance.GROUP][self.record].attrs.get("run_id", ""))
