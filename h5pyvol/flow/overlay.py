@@ -265,7 +265,7 @@ def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[st
         span = spans.get(path)
         table = ref_tables.get(path)
         for start, arr in pieces:
-            if table is not None:
+            if table is not None and any(spans.get(d, (0, 0, 0))[2] for d in (table.dset0, table.dset1)):
                 arr = np.stack([_relocate_values(arr[:, 0], spans.get(table.dset0)),
                                 _relocate_values(arr[:, 1], spans.get(table.dset1))], axis=1)
             if span is None or span[2] == 0:
