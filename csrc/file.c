@@ -223,6 +223,8 @@ static herr_t pv_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl
 
     (void)dxpl_id;
     (void)req;
+    if (pv_analysis_is_op(H5VL_SUBCLS_FILE, args->op_type))
+        return pv_analysis_execute(obj, args, __func__);
     /* SWMR writing is a promise about consistency, which a connector can keep. */
     if (args->op_type != H5VL_NATIVE_FILE_START_SWMR_WRITE)
         return pv_unsupported(__func__, "file", args->op_type);

@@ -98,11 +98,13 @@ static herr_t pv_initialize(hid_t vipl_id)
 {
     (void)vipl_id;
     pv_compat_install();
+    pv_analysis_register();
     return 0;
 }
 
 static herr_t pv_terminate(void)
 {
+    pv_analysis_unregister();
     pv_python_terminate();
     return 0;
 }
@@ -134,11 +136,9 @@ static herr_t pv_get_cap_flags(const void *info, uint64_t *cap_flags)
 
 static herr_t pv_opt_query(void *obj, H5VL_subclass_t cls, int opt_type, uint64_t *flags)
 {
-    /* No optional (native-only) operation is offered. */
+    /* No optional (native-only) operation is offered, only our own. */
     (void)obj;
-    (void)cls;
-    (void)opt_type;
-    *flags = 0;
+    *flags = pv_analysis_is_op(cls, opt_type) ? H5VL_OPT_QUERY_SUPPORTED | H5VL_OPT_QUERY_READ_DATA : 0;
     return 0;
 }
 

@@ -133,6 +133,12 @@ int   pv_ids_hide(hid_t id);
 void *pv_ids_before_import(void);
 void  pv_ids_after_import(void *before);
 
+/* analysis.c: the optional file operation behind H5ASexecute (h5as.h). */
+void   pv_analysis_register(void);
+void   pv_analysis_unregister(void);
+int    pv_analysis_is_op(H5VL_subclass_t cls, int op_type);
+herr_t pv_analysis_execute(void *obj, H5VL_optional_args_t *args, const char *func);
+
 /* compat.c: serve h5py's calls to HDF5's deprecated 1.10-era functions. */
 void pv_compat_install(void);
 

@@ -107,8 +107,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     words = []
     if args.prefix:
         words.append(prefix)
-    if args.cflags:
-        words.append(f"-I{prefix}/include")
+    if args.cflags:  # HDF5's headers, and h5as.h (H5ASexecute) installed with the plugin
+        words += [f"-I{prefix}/include", f"-I{Path(__file__).resolve().parent / 'include'}"]
     if args.libs:
         words += [f"-L{prefix}/lib", f"-Wl,-rpath,{prefix}/lib"] + (["-lhdf5_hl"] if args.hl else []) + ["-lhdf5"]
     if not words:

@@ -20,7 +20,9 @@ HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
 # mpich + mpi4py + pytest-mpi: the MPI test stage (tests/mpi) of scripts/test.sh.
 # pyyaml + tqdm: h5pyvol flow (the "flow" extra).
-PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff mpich mpi4py pytest-mpi pyyaml tqdm)
+# dask[distributed] (with cloudpickle): the analysis engines' LocalCluster tests.
+PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff mpich mpi4py pytest-mpi pyyaml tqdm
+  "dask[distributed]")
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh

@@ -201,6 +201,10 @@ admin_socket = $RUN/\$name.asok
 osd_data = $DIR/osd/\$name
 osd_objectstore = memstore
 memstore_device_bytes = $OSD_BYTES
+# every object class Ceph ships may load and run, the lua one included
+# (h5pyvol.analysis runs generated Lua inside the OSD)
+osd_class_load_list = *
+osd_class_default_list = *
 log_file = $LOGS/\$name.log
 pid_file = $RUN/\$name.pid
 admin_socket = $RUN/\$name.asok
