@@ -3,7 +3,9 @@
 For users: `File` opens an `h5py.File` served by a connector,
 `connector_name` tells which VOL connector serves an HDF5 object,
 `node_of` gives the connector object behind one, and `shards` says where a
-dataset's elements are stored (`Shard` records). For
+dataset's elements are stored (`Shard` records); `File` raises
+`TwoLibhdf5Error` when the plugin was built against another libhdf5 than
+h5py's. For
 connector authors: subclass the classes in `h5pyvol.connector` and register
 the `Connector` subclass under the entry-point group ``h5pyvol.connectors``.
 """
@@ -15,7 +17,7 @@ from typing import Any
 import h5py
 
 from . import connector
-from ._hdf5 import PLUGIN_DIR, connector_name, set_connector
+from ._hdf5 import PLUGIN_DIR, TwoLibhdf5Error, connector_name, set_connector
 from .connector import Shard
 from .registry import ConnectorSpec
 from .shards import shards
@@ -30,8 +32,8 @@ def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
 
     return find(obj)
 
-__all__ = ["File", "Shard", "connector", "connector_name", "connector_string", "node_of", "shards", "PLUGIN_DIR",
-           "__version__"]
+__all__ = ["File", "Shard", "TwoLibhdf5Error", "connector", "connector_name", "connector_string", "node_of",
+           "shards", "PLUGIN_DIR", "__version__"]
 __version__ = "0.1.0"
 
 _DRIVER = "h5pyvol"

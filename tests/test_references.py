@@ -22,6 +22,12 @@ import h5pyvol
 from h5pyvol import connector as api
 from h5pyvol._hdf5 import lib
 
+# h5py < 3.16 cannot store a list of region references (natively neither):
+# "Object dtype dtype('O') has no native HDF5 equivalent".
+needs_regionref_lists = pytest.mark.skipif(
+    h5py.version.version_tuple < (3, 16), reason="h5py < 3.16 stores no list of region references"
+)
+
 
 @pytest.fixture(params=["native", "memory"])
 def f(request, tmp_path):
@@ -115,6 +121,7 @@ def test_region_references_as_native(tmp_path):
     assert native["scalar_none"]["value"].startswith("Empty") and native["null"][0] is False
 
 
+@needs_regionref_lists
 def test_region_reference_keeps_its_blob(tmp_path):
     """The 12 bytes name a blob holding the dataset's token and the encoded selection."""
     with h5pyvol.File(str(tmp_path / "v.h5"), "w", connector="memory") as f:
@@ -203,6 +210,7 @@ def _copy_facts(f, g) -> dict:
     return facts
 
 
+@needs_regionref_lists
 def test_copied_references_as_native(tmp_path):
     native = _copy_facts(h5py.File(tmp_path / "n1.h5", "w"), h5py.File(tmp_path / "n2.h5", "w"))
     f = h5pyvol.File(str(tmp_path / "v1.h5"), "w", connector="memory")
