@@ -101,6 +101,7 @@ static herr_t pv_initialize(hid_t vipl_id)
     (void)vipl_id;
     pv_compat_install();
     pv_analysis_register();
+    pv_python_plugin_loaded();
     return 0;
 }
 

