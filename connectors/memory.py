@@ -24,7 +24,7 @@ from h5pyvol.storage import ChunkGrid, ChunkTracker
 class MemoryAttribute(api.Attribute):
     def __init__(self, meta: api.ArrayMeta, node: MemoryNode):
         self._meta = meta
-        self._data = meta.fill_array() if not meta.null else None
+        self._data: np.ndarray | None = None  # the fill value until written (made when read)
         self._node = node
 
     @property
@@ -32,6 +32,8 @@ class MemoryAttribute(api.Attribute):
         return self._meta
 
     def read(self) -> np.ndarray:
+        if self._data is None and not self._meta.null:
+            self._data = self._meta.fill_array()
         return self._data
 
     def write(self, data: np.ndarray) -> None:
@@ -94,7 +96,8 @@ class MemoryNode(api.Node):
 
     def create_attribute(self, name: str, meta: api.ArrayMeta) -> api.Attribute:
         attr = self._attrs[name] = MemoryAttribute(meta, self)
-        self._store.hold_type(meta.committed_type)
+        if meta.committed_type:
+            self._store.hold_type(meta.committed_type)
         self.touch()
         return attr
 
@@ -151,6 +154,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
         self._meta = meta
         self._data: np.ndarray | None = None  # allocated on first write
         self._chunks: ChunkTracker | None = None  # which chunks were written (for shards)
+        self._unnoted = False  # every chunk was written since the tracker last heard
+        self._grid_size: tuple[api.ArrayMeta | None, int] = (None, 0)  # (for this meta, chunks in the grid)
         for used in self.types_used():
             store.hold_type(used)
 
@@ -165,13 +170,18 @@ class MemoryDataset(MemoryNode, api.Dataset):
             out[...] = self._data[selection.index]
 
     def write(self, selection: Selection, data: np.ndarray) -> None:
-        if self._data is None:
-            self._data = self._meta.fill_array()
+        whole = selection.kind == "all"
+        if self._data is None:  # no fill value needed where every element is written
+            self._data = np.empty(self._meta.shape, self._meta.dtype) if whole else self._meta.fill_array()
         self._data[selection.index] = data
-        self._tracker().note_write(selection)
+        if whole or self._one_chunk():
+            self._unnoted = True  # every chunk was written: noted when the tracker is next used
+        else:
+            self._tracker().note_write(selection)
         self.touch()
 
     def resize(self, shape: tuple[int, ...]) -> None:
+        tracker = self._tracker() if self._chunks is not None or self._unnoted else None  # at the old extent
         meta = self._meta.replace(shape=tuple(shape))
         if self._data is not None:
             grown = meta.fill_array()
@@ -179,8 +189,8 @@ class MemoryDataset(MemoryNode, api.Dataset):
             grown[common] = self._data[common]
             self._data = grown
         self._meta = meta
-        if self._chunks is not None:
-            self._chunks.resize(meta.shape)
+        if tracker is not None:
+            tracker.resize(meta.shape)
         self.touch()
 
     def types_used(self) -> list[bytes]:
@@ -194,10 +204,21 @@ class MemoryDataset(MemoryNode, api.Dataset):
         return self._data is not None
 
     def _tracker(self) -> ChunkTracker:
+        """Which chunks were written (for shards), made when first needed."""
+        meta = self._meta
         if self._chunks is None:
-            meta = self._meta
             self._chunks = ChunkTracker(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize))
+        if self._unnoted:
+            self._chunks.note_write(Selection.everything(meta.shape))
+            self._unnoted = False
         return self._chunks
+
+    def _one_chunk(self) -> bool:
+        """Whether the storage grid has one chunk (then every write touches all of it)."""
+        meta = self._meta
+        if self._grid_size[0] is not meta:
+            self._grid_size = (meta, len(ChunkGrid.for_array(meta.shape, meta.chunks, meta.dtype.itemsize)))
+        return self._grid_size[1] == 1
 
     def shards(self) -> list[api.Shard]:
         """One shard per chunk of the storage grid; all live in this process."""
@@ -354,6 +375,7 @@ class MemoryConnector(api.Connector):
         self._files: dict[str, MemoryStore] = {}
 
     def create(self, name: str, *, overwrite: bool, fcpl: bytes = b"") -> api.File:
+        api.check_file_name(name)
         if name in self._files and not overwrite:
             raise FileExistsError(errno.EEXIST, f"in-memory file {name!r} already exists")
         store = self._files[name] = MemoryStore(fcpl)
@@ -361,15 +383,15 @@ class MemoryConnector(api.Connector):
 
     def open(self, name: str, *, writable: bool) -> api.File:
         try:
-            return MemoryFile(self._files[name], writable)
+            return MemoryFile(self._files[api.check_file_name(name)], writable)
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None
 
     def exists(self, name: str) -> bool:
-        return name in self._files
+        return api.check_file_name(name) in self._files
 
     def delete(self, name: str) -> None:
         try:
-            del self._files[name]
+            del self._files[api.check_file_name(name)]
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, f"no in-memory file named {name!r}") from None

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from h5pyvol.connector import check_file_name
 from h5pyvol.storage.backend import Backend, HeadConflict, ReadJob, WriteJob
 from h5pyvol.storage.chunked import OPTION_DEFAULTS, ChunkedConnector, ChunkedDataset
 from h5pyvol.storage.codecs import unb64
@@ -349,8 +350,7 @@ class RadosBackend(Backend):
     # -- names
 
     def file_name(self, name: str) -> str:
-        if "\x00" in name:
-            raise ValueError(f"file name {name!r} contains a NUL character")
+        check_file_name(name)
         if not name:
             raise ValueError("an empty file name is not a RADOS object name")
         return name

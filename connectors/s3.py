@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from h5pyvol.connector import check_file_name
 from h5pyvol.storage.backend import Backend, HeadConflict, ReadJob, WriteJob
 from h5pyvol.storage.buffers import populate, scratch_buffer
 from h5pyvol.storage.chunked import OPTION_DEFAULTS, ChunkedConnector, ChunkedDataset
@@ -164,8 +165,7 @@ def key_of_name(name: str) -> str:
     removed, so that local-looking paths of existing programs work
     (``/tmp/run/out.h5`` -> ``tmp/run/out.h5``); ``..``, empty parts, parts
     starting with '.', control characters and NUL are refused."""
-    if "\x00" in name:
-        raise ValueError(f"file name {name!r} contains a NUL character")
+    check_file_name(name)
     parts = [p for p in name.lstrip("/").split("/") if p != "."]
     _check_parts(parts or [""], name, "file name")
     return "/".join(parts)

@@ -20,7 +20,7 @@ static void *pv_attr_create(void *obj, const H5VL_loc_params_t *loc, const char 
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_attr_create, __func__, 7, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(type_id),
-                pv_hid(space_id), pv_hid(acpl_id), pv_hid(aapl_id));
+                pv_hid(space_id), pv_plist(acpl_id), pv_plist(aapl_id));
     pv_leave(gil);
     return h;
 }
@@ -37,7 +37,7 @@ static void *pv_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *n
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_attr_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(aapl_id));
+    h = pv_call(PV_FN_attr_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(aapl_id));
     pv_leave(gil);
     return h;
 }
@@ -96,6 +96,19 @@ static herr_t pv_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, 
 
     (void)dxpl_id;
     (void)req;
+    /* h5py asks for an attribute's type and space at every open, read and
+     * write: the handle answers in C. */
+    if (args->op_type == H5VL_ATTR_GET_TYPE) {
+        hid_t known = pv_handle_type_id(obj);
+        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0) {
+            pv_trace_answered_in_c("attr_get_type", obj);
+            return 0;
+        }
+    }
+    if (args->op_type == H5VL_ATTR_GET_SPACE && (args->args.get_space.space_id = pv_handle_space(obj)) >= 0) {
+        pv_trace_answered_in_c("attr_get_space", obj);
+        return 0;
+    }
     if (pv_enter(&gil, __func__) < 0)
         return -1;
     switch (args->op_type) {

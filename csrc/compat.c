@@ -242,7 +242,10 @@ static herr_t compat_H5Ovisit_by_name1(hid_t loc_id, const char *obj_name, H5_in
  *
  * An object reference (hobj_ref_t, 8 bytes) holds the first 8 bytes of the
  * object's token, which the bridge makes as a length byte and the
- * connector's token, so tokens of up to 7 bytes fit.
+ * connector's token: a token fits when nothing but zeros follows those 8
+ * bytes (`fits_object_ref`), so tokens of up to 7 bytes, and 8-byte tokens
+ * ending in a zero byte (a little-endian counter below 2^56, as the S3 and
+ * RADOS connectors make), whose last byte comes back from the length.
  *
  * A region reference (hdset_reg_ref_t, 12 bytes) names a blob of the file
  * (the store HDF5 1.12-style references use, blob.c), which holds "PVR1",
@@ -271,11 +274,22 @@ static int known_ref_type(H5R_type_t ref_type, const char *func)
     return -1;
 }
 
+/* Whether a token (16-byte form) fits an hobj_ref_t: see above. */
+static int fits_object_ref(const H5O_token_t *token)
+{
+    if (token->__data[0] == 0)
+        return 0;
+    for (size_t i = sizeof(hobj_ref_t); i < sizeof token->__data; i++)
+        if (token->__data[i] != 0)
+            return 0;
+    return 1;
+}
+
 static int ref_to_token(const void *ref, H5O_token_t *token, const char *func)
 {
     memset(token, 0, sizeof *token);
     memcpy(token->__data, ref, sizeof(hobj_ref_t));
-    if (token->__data[0] == 0 || token->__data[0] > sizeof(hobj_ref_t) - 1)
+    if (token->__data[0] == 0 || token->__data[0] >= sizeof token->__data)
         return reference_error(func, "not a valid object reference (null or not made by h5pyvol)");
     return 0;
 }
@@ -394,14 +408,13 @@ static herr_t compat_H5Rcreate(void *ref, hid_t loc_id, const char *name, H5R_ty
     }
     if (H5Oget_info_by_name3(loc_id, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         return -1;
-    for (size_t i = sizeof(hobj_ref_t); i < sizeof info.token.__data; i++)
-        if (info.token.__data[i] != 0 || info.token.__data[0] > sizeof(hobj_ref_t) - 1) {
-            pv_push_error(__func__,
-                          "h5pyvol: this connector's object tokens (%u bytes) are too long for an HDF5 1.10-style "
-                          "object reference (at most 7 bytes)",
-                          (unsigned)info.token.__data[0]);
-            return -1;
-        }
+    if (!fits_object_ref(&info.token)) {
+        pv_push_error(__func__,
+                      "h5pyvol: this connector's object tokens (%u bytes) are too long for an HDF5 1.10-style "
+                      "object reference (at most 7 bytes, or 8 ending in a zero byte)",
+                      (unsigned)info.token.__data[0]);
+        return -1;
+    }
     memcpy(ref, info.token.__data, sizeof(hobj_ref_t));
     return 0;
 }
@@ -493,7 +506,8 @@ static hid_t compat_H5Rget_region(hid_t dataset, H5R_type_t ref_type, const void
  * for objects of any connector but the native one, and h5py has no numpy
  * type for those: it could not read a dimension scale's attributes. For
  * objects of this connector whose tokens fit a 1.10-style reference (served
- * above), H5DS is told "native" and stores what it stores in native files.
+ * above: fits_object_ref), H5DS is told "native" and stores what it stores
+ * in native files.
  * Patched in libhdf5_hl only. */
 static herr_t compat_H5VLobject_is_native(hid_t obj_id, hbool_t *is_native)
 {
@@ -508,7 +522,7 @@ static herr_t compat_H5VLobject_is_native(hid_t obj_id, hbool_t *is_native)
         got = H5Oget_info3(obj_id, &info, H5O_INFO_BASIC);
     }
     H5E_END_TRY
-    if (got < 0 || info.token.__data[0] == 0 || info.token.__data[0] > sizeof(hobj_ref_t) - 1)
+    if (got < 0 || !fits_object_ref(&info.token))
         return real_H5VLobject_is_native(obj_id, is_native);
     *is_native = true;
     return 0;

@@ -21,8 +21,8 @@ static void *pv_dataset_create(void *obj, const H5VL_loc_params_t *loc, const ch
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_dataset_create, __func__, 8, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(lcpl_id),
-                pv_hid(type_id), pv_hid(space_id), pv_hid(dcpl_id), pv_hid(dapl_id));
+    h = pv_call(PV_FN_dataset_create, __func__, 8, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(lcpl_id),
+                pv_hid(type_id), pv_hid(space_id), pv_hid(dcpl_id), pv_plist(dapl_id));
     pv_leave(gil);
     return h;
 }
@@ -39,7 +39,7 @@ static void *pv_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_dataset_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(dapl_id));
+    h = pv_call(PV_FN_dataset_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(dapl_id));
     pv_leave(gil);
     return h;
 }
@@ -87,12 +87,20 @@ static herr_t pv_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxp
 
     (void)dxpl_id;
     (void)req;
-    /* Every h5py read and write asks for the type: a dataset handle of a
-     * transient type answers with no Python at all. */
+    /* Every h5py read and write asks for the type and space: a dataset
+     * handle answers the type of a transient type with no Python at all, and
+     * the space of a dataset on the fast data path with one attribute look. */
     if (args->op_type == H5VL_DATASET_GET_TYPE) {
         hid_t known = pv_handle_type_id(obj);
-        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0)
+        if (known >= 0 && (args->args.get_type.type_id = H5Tcopy(known)) >= 0) {
+            pv_trace_answered_in_c("dataset_get_type", obj);
             return 0;
+        }
+    }
+    if (args->op_type == H5VL_DATASET_GET_SPACE &&
+        (args->args.get_space.space_id = pv_handle_dataset_space(obj)) >= 0) {
+        pv_trace_answered_in_c("dataset_get_space", obj);
+        return 0;
     }
     if (pv_enter(&gil, __func__) < 0)
         return -1;

@@ -22,7 +22,7 @@ static void *pv_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const c
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
     h = pv_call(PV_FN_datatype_commit, __func__, 7, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(type_id),
-                pv_hid(lcpl_id), pv_hid(tcpl_id), pv_hid(tapl_id));
+                pv_plist(lcpl_id), pv_plist(tcpl_id), pv_plist(tapl_id));
     pv_leave(gil);
     return h;
 }
@@ -39,7 +39,7 @@ static void *pv_datatype_open(void *obj, const H5VL_loc_params_t *loc, const cha
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_datatype_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(tapl_id));
+    h = pv_call(PV_FN_datatype_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(tapl_id));
     pv_leave(gil);
     return h;
 }

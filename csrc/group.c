@@ -22,8 +22,8 @@ static void *pv_group_create(void *obj, const H5VL_loc_params_t *loc, const char
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_group_create, __func__, 6, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(lcpl_id),
-                pv_hid(gcpl_id), pv_hid(gapl_id));
+    h = pv_call(PV_FN_group_create, __func__, 6, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(lcpl_id),
+                pv_plist(gcpl_id), pv_plist(gapl_id));
     pv_leave(gil);
     return h;
 }
@@ -40,7 +40,7 @@ static void *pv_group_open(void *obj, const H5VL_loc_params_t *loc, const char *
         return NULL;
     if (pv_enter(&gil, __func__) < 0)
         return NULL;
-    h = pv_call(PV_FN_group_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_hid(gapl_id));
+    h = pv_call(PV_FN_group_open, __func__, 4, pv_ref(obj), pv_loc(loc), pv_str(name), pv_plist(gapl_id));
     pv_leave(gil);
     return h;
 }

@@ -126,115 +126,6 @@ PyObject *pv_py_selection(PyObject *self, PyObject *arg)
 
 
 /* ------------------------------------------------------------------ */
-/* h5pyvol._plugin.Handle                                             */
-
-typedef struct {
-    PyObject_HEAD
-    hid_t     type_id; /* what H5Dget_type copies; < 0: ask the bridge */
-    PyObject *io;      /* the fast data path's description, or NULL */
-} pv_handle;
-
-static int handle_traverse(PyObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(((pv_handle *)self)->io);
-    return 0;
-}
-
-static int handle_clear(PyObject *self)
-{
-    Py_CLEAR(((pv_handle *)self)->io);
-    return 0;
-}
-
-static void handle_dealloc(PyObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    handle_clear(self);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    PyObject *self = type->tp_alloc(type, 0);
-
-    (void)args;
-    (void)kwds;
-    if (self)
-        ((pv_handle *)self)->type_id = H5I_INVALID_HID;
-    return self;
-}
-
-static PyObject *handle_get_type_id(PyObject *self, void *closure)
-{
-    hid_t id = ((pv_handle *)self)->type_id;
-
-    (void)closure;
-    if (id < 0)
-        Py_RETURN_NONE;
-    return PyLong_FromLongLong((long long)id);
-}
-
-static int handle_set_type_id(PyObject *self, PyObject *value, void *closure)
-{
-    long long id = -1;
-
-    (void)closure;
-    if (value && value != Py_None && (id = PyLong_AsLongLong(value)) == -1 && PyErr_Occurred())
-        return -1;
-    ((pv_handle *)self)->type_id = (hid_t)id;
-    return 0;
-}
-
-static PyObject *handle_get_io(PyObject *self, void *closure)
-{
-    PyObject *io = ((pv_handle *)self)->io;
-
-    (void)closure;
-    return Py_NewRef(io ? io : Py_None);
-}
-
-static int handle_set_io(PyObject *self, PyObject *value, void *closure)
-{
-    (void)closure;
-    Py_XSETREF(((pv_handle *)self)->io, value && value != Py_None ? Py_NewRef(value) : NULL);
-    return 0;
-}
-
-static PyGetSetDef handle_getset[] = {
-    {"get_type_id", handle_get_type_id, handle_set_type_id,
-     "datatype id H5Dget_type copies in C, or None to ask the bridge", NULL},
-    {"io", handle_get_io, handle_set_io,
-     "(node, meta, file type id, dtype, shape, writable) for the C fast data path, or None", NULL},
-    {NULL, NULL, NULL, NULL, NULL}};
-
-static PyTypeObject handle_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "h5pyvol._plugin.Handle",
-    .tp_basicsize                          = sizeof(pv_handle),
-    .tp_flags    = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc      = "Base of the bridge's handles: the fields the plugin's C paths read directly.",
-    .tp_new      = handle_new,
-    .tp_dealloc  = handle_dealloc,
-    .tp_traverse = handle_traverse,
-    .tp_clear    = handle_clear,
-    .tp_getset   = handle_getset,
-};
-
-int pv_add_handle_type(PyObject *module)
-{
-    return PyModule_AddType(module, &handle_type); /* as "Handle", the last part of its tp_name */
-}
-
-/* Called without the GIL: the handle is kept alive by HDF5's reference, and
- * its fields change only inside callbacks, which HDF5 serializes. */
-hid_t pv_handle_type_id(void *obj)
-{
-    if (pv_python_gone() || !obj || !PyObject_TypeCheck((PyObject *)obj, &handle_type))
-        return H5I_INVALID_HID;
-    return ((pv_handle *)obj)->type_id;
-}
-
-
-/* ------------------------------------------------------------------ */
 /* The fast path of H5Dread/H5Dwrite                                  */
 
 /* What one dataspace selects, when numpy can view it as basic slices. */
@@ -402,7 +293,7 @@ int pv_io_fast(PyObject *h, hid_t mem_type, hid_t mem_space, hid_t file_space, v
     }
     /* h.io: (node, meta, file type id, dtype, shape, writable), kept by the
      * bridge for datasets whose bytes copy as they are */
-    if (numpy_ready < 0 || !buf || !PyObject_TypeCheck(h, &handle_type) || !(io = ((pv_handle *)h)->io))
+    if (numpy_ready < 0 || !buf || !(io = pv_handle_io(h)))
         goto general;
     Py_INCREF(io);
     if (!PyTuple_Check(io) || PyTuple_GET_SIZE(io) != 6 || !PyArray_DescrCheck(PyTuple_GET_ITEM(io, 3)) ||

@@ -23,17 +23,17 @@ static herr_t pv_link_create(H5VL_link_create_args_t *args, void *obj, const H5V
         case H5VL_LINK_CREATE_HARD:
             ret = pv_call_void(PV_FN_link_create_hard, __func__, 6, pv_ref(obj), pv_loc(loc),
                                pv_ref(args->args.hard.curr_obj), pv_loc(&args->args.hard.curr_loc_params),
-                               pv_hid(lcpl_id), pv_hid(lapl_id));
+                               pv_plist(lcpl_id), pv_plist(lapl_id));
             break;
         case H5VL_LINK_CREATE_SOFT:
             ret = pv_call_void(PV_FN_link_create_soft, __func__, 5, pv_ref(obj), pv_loc(loc),
-                               pv_str(args->args.soft.target), pv_hid(lcpl_id), pv_hid(lapl_id));
+                               pv_str(args->args.soft.target), pv_plist(lcpl_id), pv_plist(lapl_id));
             break;
         case H5VL_LINK_CREATE_UD:
             ret = pv_call_void(PV_FN_link_create_ud, __func__, 6, pv_ref(obj), pv_loc(loc),
                                pv_int(args->args.ud.type),
                                PyBytes_FromStringAndSize(args->args.ud.buf, (Py_ssize_t)args->args.ud.buf_size),
-                               pv_hid(lcpl_id), pv_hid(lapl_id));
+                               pv_plist(lcpl_id), pv_plist(lapl_id));
             break;
         default:
             pv_push_error(__func__, "h5pyvol: unknown link create operation %d", (int)args->op_type);
@@ -54,8 +54,8 @@ static herr_t copy_or_move(enum pv_fn fn, void *src, const H5VL_loc_params_t *lo
         return -1;
     if (pv_enter(&gil, func) < 0)
         return -1;
-    ret = pv_call_void(fn, func, 6, pv_ref(src), pv_loc(loc1), pv_ref(dst), pv_loc(loc2), pv_hid(lcpl_id),
-                       pv_hid(lapl_id));
+    ret = pv_call_void(fn, func, 6, pv_ref(src), pv_loc(loc1), pv_ref(dst), pv_loc(loc2), pv_plist(lcpl_id),
+                       pv_plist(lapl_id));
     pv_leave(gil);
     return ret;
 }

@@ -8,6 +8,8 @@
 #include "pv.h"
 
 #include <H5PLextern.h>
+#include <ctype.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,7 @@ static herr_t pv_initialize(hid_t vipl_id)
     (void)vipl_id;
     pv_compat_install();
     pv_analysis_register();
+    pv_python_plugin_loaded();
     return 0;
 }
 
@@ -286,8 +289,112 @@ H5PL_type_t H5PLget_plugin_type(void)
     return H5PL_TYPE_VOL;
 }
 
+/* ------------------------------------------------------------------ */
+/* One libhdf5 per process. When the plugin was built against another
+ * libhdf5 than the program (or h5py) uses, loading the plugin maps a second
+ * copy, and every call the plugin makes goes to a library that knows none
+ * of the caller's ids ("not a property list"). Then HDF5 gets a class whose
+ * file create and open fail with that explanation: no Python, no call into
+ * the other copy. (Failing to load instead makes HDF5 fall back to native
+ * files silently, and HDF5 2.0 crashes after a failed HDF5_VOL_CONNECTOR.) */
+
+typedef struct {
+    int  count;
+    char paths[2][1024];
+} pv_libhdf5_seen_t;
+
+static pv_libhdf5_seen_t pv_libhdf5_seen;
+
+/* libhdf5.so[.N...] or an h5py wheel's libhdf5-<hex>.so[...]; not
+ * libhdf5_hl, libhdf5_tools or libhdf5_test. */
+static int is_libhdf5(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    const char *p    = base ? base + 1 : path;
+
+    if (strncmp(p, "libhdf5", 7) != 0)
+        return 0;
+    p += 7;
+    if (*p == '-') {
+        const char *hex = ++p;
+        while (isxdigit((unsigned char)*p))
+            p++;
+        if (p == hex)
+            return 0;
+    }
+    return strncmp(p, ".so", 3) == 0;
+}
+
+static int note_libhdf5(struct dl_phdr_info *info, size_t size, void *data)
+{
+    pv_libhdf5_seen_t *seen = data;
+    (void)size;
+    if (info->dlpi_name && is_libhdf5(info->dlpi_name)) {
+        if (seen->count < 2)
+            snprintf(seen->paths[seen->count], sizeof seen->paths[0], "%s", info->dlpi_name);
+        seen->count++;
+    }
+    return 0;
+}
+
+static void report_two_libhdf5(void)
+{
+    fprintf(stderr,
+            "h5pyvol: refusing to start: two copies of libhdf5 are loaded in this process,\n"
+            "    %s\n    %s\n"
+            "  The h5pyvol plugin was built against one and the program (or h5py) uses the other;\n"
+            "  HDF5 would then fail with errors like \"not a property list\". Run `h5pyvol info`, and\n"
+            "  reinstall h5pyvol against the libhdf5 the program uses (README: Installation).\n",
+            pv_libhdf5_seen.paths[0], pv_libhdf5_seen.paths[1]);
+}
+
+static void *refused_file_create(const char *name, unsigned flags, hid_t fcpl_id, hid_t fapl_id, hid_t dxpl_id,
+                                 void **req)
+{
+    (void)name, (void)flags, (void)fcpl_id, (void)fapl_id, (void)dxpl_id, (void)req;
+    report_two_libhdf5();
+    return NULL;
+}
+
+static void *refused_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t dxpl_id, void **req)
+{
+    (void)name, (void)flags, (void)fapl_id, (void)dxpl_id, (void)req;
+    report_two_libhdf5();
+    return NULL;
+}
+
+static herr_t refused_cap_flags(const void *info, uint64_t *cap_flags)
+{
+    (void)info;
+    *cap_flags = H5VL_CAP_FLAG_NONE;
+    return 0;
+}
+
+static H5VL_class_t pv_class_refused;
+
+static herr_t refused_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_cls)
+{
+    (void)obj, (void)lvl;
+    *conn_cls = &pv_class_refused;
+    return 0;
+}
+
 const void *H5PLget_plugin_info(void)
 {
+    pv_libhdf5_seen.count = 0;
+    dl_iterate_phdr(note_libhdf5, &pv_libhdf5_seen);
+    if (pv_libhdf5_seen.count > 1) {
+        report_two_libhdf5();
+        pv_class_refused                              = pv_class_base;
+        pv_class_refused.initialize                   = NULL;
+        pv_class_refused.terminate                    = NULL;
+        pv_class_refused.introspect_cls.get_conn_cls  = refused_get_conn_cls;
+        pv_class_refused.introspect_cls.get_cap_flags = refused_cap_flags;
+        pv_class_refused.optional                     = NULL;
+        pv_class_refused.file_cls.create              = refused_file_create;
+        pv_class_refused.file_cls.open                = refused_file_open;
+        return &pv_class_refused;
+    }
     pv_class_full              = pv_class_base;
     pv_class_full.attr_cls     = pv_attr_cls;
     pv_class_full.blob_cls     = pv_blob_cls;

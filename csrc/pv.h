@@ -3,7 +3,7 @@
  *
  * The plugin is a marshaller: each HDF5 VOL callback turns its C arguments
  * into Python objects, calls one function of the Python module
- * h5pyvol._bridge, and turns the result (or the Python exception) back into
+ * h5pyvol.bridge, and turns the result (or the Python exception) back into
  * what HDF5 expects. Every VOL object handed to HDF5 is a PyObject* (a bridge
  * handle) that owns one reference.
  */
@@ -21,7 +21,7 @@
 #define PV_CONNECTOR_VALUE ((H5VL_class_value_t)4242)
 #define PV_CONNECTOR_VERSION 1
 
-/* The functions of h5pyvol._bridge that the plugin calls, one per callback
+/* The functions of h5pyvol.bridge that the plugin calls, one per callback
  * (or per get/specific operation). The X-macro keeps the name list and the
  * index enum in one place. */
 #define PV_BRIDGE_FUNCTIONS(X)                                                                    \
@@ -54,10 +54,31 @@ enum pv_fn { PV_BRIDGE_FUNCTIONS(PV_ENUM_ENTRY) PV_FN_COUNT };
 
 /* ---- python.c: the interpreter, the GIL and calls into the bridge ---- */
 
+/* 0 once the interpreter runs (started in a C host); -1 with an error pushed. No GIL needed. */
+int pv_python_start(const char *func);
+/* With the GIL: 0 once h5pyvol's bridge is imported; -1 with an error pushed. */
+int pv_bridge_import(const char *func);
+int pv_owns_interpreter(void); /* the plugin started the interpreter: a C host */
+/* When HDF5 loads the plugin into a running Python (h5py): adds h5pyvol._plugin. */
+void pv_python_plugin_loaded(void);
+int pv_python_seen(void);      /* the interpreter ran at some point */
+unsigned long pv_error_count(void); /* errors pushed so far */
+
+/* module.c: a new h5pyvol._plugin module (its types are added by the caller). */
+PyObject *pv_plugin_module_create(void);
+
+/* ---- callback.c: every callback's way into Python and back ---- */
+
 /* Ensures the interpreter runs and the bridge is imported, and takes the GIL.
  * Returns 0 on success; on failure an HDF5 error is pushed, no GIL is held. */
 int pv_enter(PyGILState_STATE *gil, const char *func);
 void pv_leave(PyGILState_STATE gil);
+/* Keeps an exception that is no error (KeyboardInterrupt, SystemExit) to be
+ * raised again in the Python caller of the HDF5 call; steals the references. */
+void pv_keep_interrupt(PyObject *type, PyObject *value, PyObject *tb);
+/* In a C host: SIGINT while Python runs for a callback interrupts it. */
+void pv_signals_install(void);
+void pv_signals_restore(void);
 
 /* Calls bridge function `fn` with `nargs` arguments. Steals a reference to
  * every argument (NULL arguments mean an earlier allocation failed). Returns a
@@ -88,6 +109,10 @@ PyObject *pv_str(const char *s);
 PyObject *pv_int(long long v);
 PyObject *pv_uint(unsigned long long v);
 PyObject *pv_hid(hid_t id);
+/* An access or creation property list id (not a dataset's creation list), or
+ * 0 (H5P_DEFAULT) for HDF5's default list of its class, which HDF5 passes for
+ * H5P_DEFAULT: the bridge then needs no look into it. */
+PyObject *pv_plist(hid_t id);
 PyObject *pv_ref(PyObject *o); /* Py_XNewRef with None for NULL */
 PyObject *pv_ptr(const void *p);
 
@@ -100,16 +125,29 @@ int pv_as_bool(PyObject *o, hbool_t *out, const char *func);
 int pv_copy_name(PyObject *o, char *buf, size_t buf_size, size_t *len, const char *func);
 int pv_as_token(PyObject *o, H5O_token_t *token, const char *func);
 
+/* With H5PYVOL_TRACE=1: prints that `name` was answered in C for handle
+ * `obj` (takes the GIL); otherwise does nothing. */
+void pv_trace_answered_in_c(const char *name, void *obj);
+
 /* True once Python has finalized: callbacks then must not touch Python. */
 int pv_python_gone(void);
 
 void pv_python_terminate(void);
 
-/* io.c: h5pyvol._plugin.selection, .io_stats and .Handle, and the fast data path. */
-int   pv_add_handle_type(PyObject *module);
-/* The type id H5Dget_type copies for a dataset handle, or < 0 if the bridge
- * must answer; needs no GIL. */
+/* handle.c: h5pyvol._plugin.Handle, whose fields the plugin reads in C. */
+int pv_add_handle_type(PyObject *module);
+/* The type id H5Dget_type/H5Aget_type copy for a handle, or < 0 if the
+ * bridge must answer; needs no GIL. */
 hid_t pv_handle_type_id(void *obj);
+/* A new dataspace for H5Aget_space, or < 0 if the bridge must answer; needs no GIL. */
+hid_t pv_handle_space(void *obj);
+/* A new dataspace for H5Dget_space of a dataset handle on the fast data
+ * path whose meta is current, or < 0 if the bridge must answer; takes the GIL. */
+hid_t pv_handle_dataset_space(void *obj);
+/* The fast data path's description of a dataset handle (borrowed), or NULL. */
+PyObject *pv_handle_io(PyObject *obj);
+
+/* io.c: h5pyvol._plugin.selection and .io_stats, and the fast data path. */
 PyObject *pv_py_selection(PyObject *self, PyObject *arg);
 PyObject *pv_py_io_stats(PyObject *self, PyObject *unused);
 /* Serves one H5Dread/H5Dwrite (GIL held) when the types are equal and numpy

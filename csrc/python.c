@@ -1,9 +1,10 @@
 /*
  * python.c: the embedded interpreter and every crossing into Python.
  *
- * Owns: starting CPython in a C host (or joining h5py's), the GIL around each
- * callback, the table of bridge functions, argument/result conversion, and
- * turning Python exceptions into entries on HDF5's error stack.
+ * Owns: starting CPython in a C host (or joining h5py's), the table of bridge
+ * functions, argument/result conversion, and turning Python exceptions into
+ * entries on HDF5's error stack (callback.c: what each callback does around
+ * its call into Python).
  */
 #define _GNU_SOURCE
 #include "pv.h"
@@ -22,6 +23,7 @@ static const char *const bridge_names[PV_FN_COUNT] = {PV_BRIDGE_FUNCTIONS(PV_NAM
 #undef PV_NAME_ENTRY
 
 static PyObject *bridge_fns[PV_FN_COUNT];
+static PyObject *trace_in_c; /* bridge.trace_answered_in_c when tracing, else NULL */
 static int bridge_ready;
 static int seen_python;       /* the interpreter ran at some point */
 static int owns_interpreter;  /* we started it (C host) */
@@ -71,22 +73,43 @@ herr_t pv_unsupported(const char *func, const char *kind, int op_type)
     return -1;
 }
 
+/* `o` as UTF-8 text that C can print: str() of it, with lone surrogates and
+ * other unencodable characters escaped (\\udcff) and NUL shown as \\x00, so
+ * that neither cuts nor hides the message. A new bytes object, or NULL. */
+static PyObject *printable(PyObject *o)
+{
+    PyObject *text = PyUnicode_Check(o) ? Py_NewRef(o) : PyObject_Str(o);
+    PyObject *enc, *out;
+
+    if (!text)
+        return NULL;
+    enc = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    Py_DECREF(text);
+    if (!enc || !memchr(PyBytes_AS_STRING(enc), 0, (size_t)PyBytes_GET_SIZE(enc)))
+        return enc;
+    out = PyObject_CallMethod(enc, "replace", "y#y#", "\0", (Py_ssize_t)1, "\\x00", (Py_ssize_t)4);
+    Py_DECREF(enc);
+    return out;
+}
+
 /* "h5pyvol: TYPE: TEXT[, errno = N] [FILE:LINE in FUNCTION]" from the
  * exception, built without running Python code of ours. */
 static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, size_t size)
 {
     const char *tname = type ? ((PyTypeObject *)type)->tp_name : "Exception";
     const char *dot   = strrchr(tname, '.');
-    PyObject   *text = NULL, *err = NULL;
+    PyObject   *args  = value ? ((PyBaseExceptionObject *)value)->args : NULL;
+    PyObject   *text = NULL, *err = NULL, *file = NULL, *fn = NULL;
+    const char *shown;
     char        where[512] = "", errno_part[64] = "";
 
     if (dot)
         tname = dot + 1;
-    if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && PyTuple_Check(((PyBaseExceptionObject *)value)->args) &&
-        PyTuple_GET_SIZE(((PyBaseExceptionObject *)value)->args) == 1)
-        text = PyObject_Str(PyTuple_GET_ITEM(((PyBaseExceptionObject *)value)->args, 0)); /* no quotes */
+    if (value && PyErr_GivenExceptionMatches(value, PyExc_KeyError) && args && PyTuple_Check(args) &&
+        PyTuple_GET_SIZE(args) == 1)
+        text = printable(PyTuple_GET_ITEM(args, 0)); /* no quotes */
     else if (value)
-        text = PyObject_Str(value);
+        text = printable(value);
     if (value && PyErr_GivenExceptionMatches(value, PyExc_OSError) &&
         (err = PyObject_GetAttrString(value, "errno")) && PyLong_Check(err))
         snprintf(errno_part, sizeof errno_part, ", errno = %ld", PyLong_AsLong(err));
@@ -100,19 +123,24 @@ static void describe(PyObject *type, PyObject *value, PyObject *tb, char *out, s
         long          line   = lineno && PyLong_Check(lineno) ? PyLong_AsLong(lineno) : -1;
         Py_XDECREF(lineno);
         if (code) {
-            const char *file = PyUnicode_AsUTF8(code->co_filename);
-            const char *base = file ? strrchr(file, '/') : NULL;
-            const char *fn   = PyUnicode_AsUTF8(code->co_name);
-            snprintf(where, sizeof where, " [%s:%ld in %s]", base ? base + 1 : (file ? file : "?"), line,
-                     fn ? fn : "?");
+            const char *base;
+            file = printable(code->co_filename);
+            fn   = printable(code->co_name);
+            base = file ? strrchr(PyBytes_AS_STRING(file), '/') : NULL;
+            snprintf(where, sizeof where, " [%s:%ld in %s]", base ? base + 1 : (file ? PyBytes_AS_STRING(file) : "?"),
+                     line, fn ? PyBytes_AS_STRING(fn) : "?");
             Py_DECREF(code);
         }
     }
     PyErr_Clear();
-    snprintf(out, size, "h5pyvol: %s: %s%s%s", tname, text && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "?",
-             errno_part, where);
+    shown = text ? PyBytes_AS_STRING(text) : "?";
+    if (!*shown && value && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt))
+        shown = "interrupted (Ctrl-C, SIGINT)";
+    snprintf(out, size, "h5pyvol: %s: %s%s%s", tname, shown, errno_part, where);
     PyErr_Clear();
     Py_XDECREF(text);
+    Py_XDECREF(file);
+    Py_XDECREF(fn);
 }
 
 /* Drop the local variables of the frames an exception (and those it chains
@@ -161,6 +189,14 @@ void pv_push_python_error(const char *func)
     if (tb && value)
         PyException_SetTraceback(value, tb);
     clear_exception_frames(value);
+    if (value && !PyErr_GivenExceptionMatches(value, PyExc_Exception)) {
+        /* KeyboardInterrupt, SystemExit...: not an error of the call but a
+         * request to stop, raised again in the Python code that made the
+         * HDF5 call (callback.c) once HDF5 has unwound. */
+        pv_keep_interrupt(type, value, tb);
+        pv_push_error(func, "%s", msg);
+        return;
+    }
     /* Release the exception first: freeing its frames can free h5py objects,
      * whose H5Idec_ref would clear HDF5's error stack after our push. */
     Py_XDECREF(type);
@@ -168,185 +204,6 @@ void pv_push_python_error(const char *func)
     Py_XDECREF(tb);
     pv_push_error(func, "%s", msg);
 }
-
-/* ------------------------------------------------------------------ */
-/* h5pyvol._plugin: the few things Python needs from C                 */
-
-static PyObject *plugin_buffer(PyObject *self, PyObject *args)
-{
-    unsigned long long ptr;
-    Py_ssize_t         size;
-    int                writable;
-
-    (void)self;
-    if (!PyArg_ParseTuple(args, "Knp", &ptr, &size, &writable))
-        return NULL;
-    if (size < 0) {
-        PyErr_SetString(PyExc_ValueError, "negative buffer size");
-        return NULL;
-    }
-    if (ptr == 0 && size > 0) {
-        PyErr_SetString(PyExc_ValueError, "HDF5 passed a NULL buffer");
-        return NULL;
-    }
-    return PyMemoryView_FromMemory((char *)(uintptr_t)ptr, size, writable ? PyBUF_WRITE : PyBUF_READ);
-}
-
-static PyObject *plugin_same_type(PyObject *self, PyObject *args)
-{
-    long long a, b;
-    htri_t    eq;
-    size_t    size;
-
-    (void)self;
-    if (!PyArg_ParseTuple(args, "LL", &a, &b))
-        return NULL;
-    eq   = H5Tequal((hid_t)a, (hid_t)b);
-    size = H5Tget_size((hid_t)a);
-    if (eq < 0 || size == 0) {
-        PyErr_SetString(PyExc_TypeError, "not a valid HDF5 datatype");
-        return NULL;
-    }
-    return Py_BuildValue("(Nn)", PyBool_FromLong(eq > 0), (Py_ssize_t)size);
-}
-
-static PyObject *plugin_copy_type(PyObject *self, PyObject *arg)
-{
-    hid_t copy;
-
-    (void)self;
-    if ((copy = H5Tcopy((hid_t)PyLong_AsLongLong(arg))) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "not a valid HDF5 datatype");
-        return NULL;
-    }
-    return PyLong_FromLongLong((long long)copy);
-}
-
-/* A new dataspace: None for null, () for scalar, else dims and max dims (-1: unlimited). */
-static PyObject *plugin_make_space(PyObject *self, PyObject *args)
-{
-    PyObject  *shape, *maxshape;
-    hsize_t    dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
-    Py_ssize_t rank;
-    hid_t      sid;
-
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OO", &shape, &maxshape))
-        return NULL;
-    if (shape == Py_None)
-        sid = H5Screate(H5S_NULL);
-    else if (!PyTuple_Check(shape) || (rank = PyTuple_GET_SIZE(shape)) > H5S_MAX_RANK) {
-        PyErr_SetString(PyExc_ValueError, "shape must be a tuple of at most 32 dimensions");
-        return NULL;
-    }
-    else if (rank == 0)
-        sid = H5Screate(H5S_SCALAR);
-    else {
-        for (Py_ssize_t i = 0; i < rank; i++) {
-            dims[i] = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape, i));
-            if (maxshape != Py_None) {
-                PyObject *m = PyTuple_GetItem(maxshape, i);
-                maxdims[i]  = (!m || m == Py_None) ? H5S_UNLIMITED : PyLong_AsUnsignedLongLong(m);
-            }
-        }
-        if (PyErr_Occurred())
-            return NULL;
-        sid = H5Screate_simple((int)rank, dims, maxshape == Py_None ? NULL : maxdims);
-    }
-    if (sid < 0) {
-        PyErr_SetString(PyExc_ValueError, "HDF5 could not create the dataspace");
-        return NULL;
-    }
-    return PyLong_FromLongLong((long long)sid);
-}
-
-/* A new default property list of a class h5py has no constant for. */
-static PyObject *plugin_new_plist(PyObject *self, PyObject *arg)
-{
-    const char *kind = PyUnicode_AsUTF8(arg);
-    hid_t       cls, id;
-
-    (void)self;
-    if (!kind)
-        return NULL;
-    if (strcmp(kind, "attribute create") == 0)
-        cls = H5P_ATTRIBUTE_CREATE;
-    else if (strcmp(kind, "datatype create") == 0)
-        cls = H5P_DATATYPE_CREATE;
-    else {
-        PyErr_Format(PyExc_ValueError, "no property list class %R", arg);
-        return NULL;
-    }
-    if ((id = H5Pcreate(cls)) < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not create the property list");
-        return NULL;
-    }
-    return PyLong_FromLongLong((long long)id);
-}
-
-/* An HDF5 id for one of our handles, e.g. a committed datatype (HDF5 builds
- * the datatype from its binary form, asking the bridge). The id owns a reference. */
-static PyObject *plugin_register(PyObject *self, PyObject *args)
-{
-    PyObject *handle;
-    int       type;
-    hid_t     id;
-
-    (void)self;
-    if (!PyArg_ParseTuple(args, "Oi", &handle, &type))
-        return NULL;
-    if ((id = pv_register(handle, (H5I_type_t)type)) < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not register an id for the object");
-        return NULL;
-    }
-    return PyLong_FromLongLong((long long)id);
-}
-
-/* Makes a datatype id the bridge keeps for itself the library's (ids.c). */
-static PyObject *plugin_hide_id(PyObject *self, PyObject *arg)
-{
-    long long id;
-    int       hidden;
-
-    (void)self;
-    if ((id = PyLong_AsLongLong(arg)) == -1 && PyErr_Occurred())
-        return NULL;
-    if ((hidden = pv_ids_hide((hid_t)id)) < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "HDF5 could not take over the id's reference");
-        return NULL;
-    }
-    return PyBool_FromLong(hidden);
-}
-
-static PyMethodDef plugin_methods[] = {
-    {"hide_id", plugin_hide_id, METH_O,
-     "hide_id(id) -> whether the application's reference became the library's "
-     "(the id is then not counted by H5Fget_obj_count, and must never be closed)"},
-    {"register", plugin_register, METH_VARARGS,
-     "register(handle, H5I type) -> a new id for a bridge handle (the caller owns it)"},
-    {"new_plist", plugin_new_plist, METH_O,
-     "new_plist('attribute create' | 'datatype create') -> a new default property list id"},
-    {"copy_type", plugin_copy_type, METH_O, "copy_type(type_id) -> a new datatype id (H5Tcopy)"},
-    {"make_space", plugin_make_space, METH_VARARGS,
-     "make_space(shape or None, maxshape or None) -> a new dataspace id"},
-    {"io_stats", pv_py_io_stats, METH_NOARGS,
-     "io_stats() -> (reads and writes served by the C fast path, by the bridge's general path)"},
-    {"selection", pv_py_selection, METH_O,
-     "selection(space_id) -> (shape, kind, count, regular) for all/none/regular hyperslabs; "
-     "(space_id,) of a new offset-free copy, or None, for the rest"},
-    {"same_type", plugin_same_type, METH_VARARGS,
-     "same_type(mem_type_id, file_type_id) -> (equal, size of the memory type)"},
-    {"ref_file_type", pv_py_ref_file_type, METH_VARARGS,
-     "ref_file_type(file_handle, fapl_id) -> a new datatype id: H5T_STD_REF stored in that file (blob.c)"},
-    {"buffer", plugin_buffer, METH_VARARGS,
-     "buffer(address, nbytes, writable) -> memoryview over HDF5's buffer (valid only during the callback)"},
-    {NULL, NULL, 0, NULL}};
-
-static struct PyModuleDef plugin_module = {
-    PyModuleDef_HEAD_INIT, "h5pyvol._plugin",
-    "Functions the h5pyvol VOL plugin gives the bridge. Exists only inside the plugin.", -1,
-    plugin_methods, NULL, NULL, NULL, NULL};
 
 /* ------------------------------------------------------------------ */
 /* Starting and joining the interpreter                                */
@@ -417,6 +274,7 @@ static int start_interpreter(const char *func)
         goto fail;
     PyConfig_Clear(&config);
     owns_interpreter = 1;
+    pv_signals_install();
 
     if (*site) {
         /* Also covers plugins installed outside a venv. */
@@ -437,26 +295,54 @@ fail:
     return -1;
 }
 
-static int import_bridge(const char *func)
+/* Puts h5pyvol._plugin into sys.modules, once; with the GIL. The bridge
+ * derives its handles from its types, so it must exist before the bridge
+ * is imported, also by a program (bridge/plugin.py has HDF5 load the plugin). */
+static int add_plugin_module(void)
 {
-    PyObject *mod, *plugin, *modules;
-    void     *before;
-    int       ok = 1;
+    PyObject *plugin, *modules = PyImport_GetModuleDict();
+    int       found           = PyDict_GetItemString(modules, "h5pyvol._plugin") != NULL;
 
-    plugin  = PyModule_Create(&plugin_module);
-    modules = PyImport_GetModuleDict();
+    if (found)
+        return 0;
+    plugin = pv_plugin_module_create();
     if (!plugin || pv_add_handle_type(plugin) < 0 || pv_blob_module_init(plugin) < 0 ||
         PyDict_SetItemString(modules, "h5pyvol._plugin", plugin) < 0) {
         Py_XDECREF(plugin);
-        pv_push_python_error(func);
         return -1;
     }
     Py_DECREF(plugin);
+    return 0;
+}
+
+void pv_python_plugin_loaded(void)
+{
+    PyGILState_STATE gil;
+
+    /* Only where Python already runs (h5py); a C host starts it later. */
+    if (!Py_IsInitialized() || owns_interpreter)
+        return;
+    gil = PyGILState_Ensure();
+    if (add_plugin_module() < 0)
+        PyErr_Clear(); /* import_bridge tries again and reports it */
+    PyGILState_Release(gil);
+}
+
+static int import_bridge(const char *func)
+{
+    PyObject *mod;
+    void     *before;
+    int       ok = 1;
+
+    if (add_plugin_module() < 0) {
+        pv_push_python_error(func);
+        return -1;
+    }
 
     /* In a C host, the datatype ids h5py makes at import are not the
      * program's; in a Python host they are the process's, as natively. */
     before = owns_interpreter ? pv_ids_before_import() : NULL;
-    mod    = PyImport_ImportModule("h5pyvol._bridge");
+    mod    = PyImport_ImportModule("h5pyvol.bridge");
     pv_ids_after_import(before);
     if (!mod) {
         pv_push_python_error(func);
@@ -472,6 +358,9 @@ static int import_bridge(const char *func)
             break;
         }
     }
+    if (ok && (trace_in_c = PyObject_GetAttrString(mod, "trace_answered_in_c")) == Py_None)
+        Py_CLEAR(trace_in_c);
+    ok = ok && !PyErr_Occurred();
     Py_DECREF(mod);
     if (!ok) {
         pv_push_python_error(func);
@@ -483,29 +372,30 @@ static int import_bridge(const char *func)
     return 0;
 }
 
+void pv_trace_answered_in_c(const char *name, void *obj)
+{
+    PyGILState_STATE gil;
+    PyObject        *r;
+
+    if (!trace_in_c || pv_python_gone())
+        return;
+    gil = PyGILState_Ensure();
+    r   = PyObject_CallFunction(trace_in_c, "sO", name, (PyObject *)obj);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+}
+
 int pv_python_gone(void)
 {
     return seen_python && !Py_IsInitialized();
 }
 
-/* In a C host, Python code (h5py's import, above all) may switch off HDF5's
- * automatic error printing; the host's setting is put back on every return. */
-#define PV_MAX_DEPTH 64 /* nested callbacks (a callback's Python calling HDF5) */
-static int           gc_was_enabled[PV_MAX_DEPTH];
-static unsigned long pushed_before[PV_MAX_DEPTH];
-static int           gc_depth;
-static int           gc_deferred; /* collection is off until Python code runs again */
-/* An exception pending when a callback starts (e.g. raised by an h5py
- * iteration callback, on its way back to h5py) is set aside and restored. */
-static PyObject *pending[PV_MAX_DEPTH][3];
-
-static H5E_auto2_t host_auto_func;
-static void       *host_auto_data;
-
-int pv_enter(PyGILState_STATE *gil, const char *func)
+/* Called by pv_enter (callback.c) with no GIL: 0 once the interpreter runs
+ * (started here in a C host), -1 with an error pushed. */
+int pv_python_start(const char *func)
 {
-    if (owns_interpreter || !seen_python)
-        H5Eget_auto2(H5E_DEFAULT, &host_auto_func, &host_auto_data);
     if (!Py_IsInitialized()) {
         if (seen_python) {
             pv_push_error(func, "h5pyvol: called after the Python interpreter shut down");
@@ -515,63 +405,28 @@ int pv_enter(PyGILState_STATE *gil, const char *func)
             return -1;
     }
     seen_python = 1;
-    *gil        = PyGILState_Ensure();
-    /* No cyclic garbage collection inside a callback: it frees h5py objects,
-     * whose H5Idec_ref re-enters HDF5 and clears its error stack. */
-    {
-        int d             = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
-        gc_was_enabled[d] = PyGC_Disable();
-        pushed_before[d]  = errors_pushed;
-        PyErr_Fetch(&pending[d][0], &pending[d][1], &pending[d][2]);
-    }
-    gc_depth++;
-    if (!bridge_ready && import_bridge(func) < 0) {
-        pv_leave(*gil);
-        return -1;
-    }
     return 0;
 }
 
-/* A pending call: the interpreter runs it at the next Python bytecode, i.e.
- * after h5py has read an error's messages (set_exception is C code). */
-static int enable_deferred_gc(void *unused)
+/* With the GIL: 0 once the bridge is imported. */
+int pv_bridge_import(const char *func)
 {
-    (void)unused;
-    if (!gc_deferred)
-        return 0;
-    gc_deferred = 0;
-    if (gc_depth > 0)
-        gc_was_enabled[0] = 1; /* inside a callback: its outermost return enables */
-    else
-        PyGC_Enable();
-    return 0;
+    return bridge_ready ? 0 : import_bridge(func);
 }
 
-void pv_leave(PyGILState_STATE gil)
+int pv_owns_interpreter(void)
 {
-    int d;
+    return owns_interpreter;
+}
 
-    gc_depth--;
-    d = gc_depth < PV_MAX_DEPTH ? gc_depth : PV_MAX_DEPTH - 1;
-    if (pending[d][0]) {
-        PyErr_Clear(); /* our own errors are on HDF5's stack by now */
-        PyErr_Restore(pending[d][0], pending[d][1], pending[d][2]);
-        pending[d][0] = pending[d][1] = pending[d][2] = NULL;
-    }
-    /* Collection was put off during the callback, so one is usually due at
-     * the next allocation. After a failure that would be inside h5py's
-     * reading of the error: freeing an h5py object there calls HDF5, which
-     * frees the messages h5py is reading. So after a failure collection
-     * resumes only when Python code runs again. */
-    if (gc_was_enabled[d]) {
-        if (d == 0 && errors_pushed != pushed_before[d] && Py_AddPendingCall(enable_deferred_gc, NULL) == 0)
-            gc_deferred = 1;
-        else
-            PyGC_Enable();
-    }
-    PyGILState_Release(gil);
-    if (owns_interpreter)
-        H5Eset_auto2(H5E_DEFAULT, host_auto_func, host_auto_data);
+int pv_python_seen(void)
+{
+    return seen_python;
+}
+
+unsigned long pv_error_count(void)
+{
+    return errors_pushed;
 }
 
 void pv_python_terminate(void)
@@ -580,10 +435,12 @@ void pv_python_terminate(void)
         PyGILState_STATE gil = PyGILState_Ensure();
         for (int i = 0; i < PV_FN_COUNT; i++)
             Py_CLEAR(bridge_fns[i]);
+        Py_CLEAR(trace_in_c);
         bridge_ready = 0;
         PyGILState_Release(gil);
     }
     if (owns_interpreter && Py_IsInitialized()) {
+        pv_signals_restore();
         PyEval_RestoreThread(saved_ts);
         Py_FinalizeEx();
         owns_interpreter = 0;
@@ -651,6 +508,21 @@ PyObject *pv_str(const char *s)
 PyObject *pv_int(long long v) { return PyLong_FromLongLong(v); }
 PyObject *pv_uint(unsigned long long v) { return PyLong_FromUnsignedLongLong(v); }
 PyObject *pv_hid(hid_t id) { return PyLong_FromLongLong((long long)id); }
+PyObject *pv_plist(hid_t id)
+{
+    /* The library's variables, not the H5P_*_DEFAULT macros: each of those calls H5open. */
+    const hid_t defaults[] = {H5P_LST_GROUP_CREATE_ID_g,     H5P_LST_GROUP_ACCESS_ID_g,
+                              H5P_LST_DATASET_ACCESS_ID_g,   H5P_LST_ATTRIBUTE_CREATE_ID_g,
+                              H5P_LST_ATTRIBUTE_ACCESS_ID_g, H5P_LST_DATATYPE_CREATE_ID_g,
+                              H5P_LST_DATATYPE_ACCESS_ID_g,  H5P_LST_LINK_CREATE_ID_g,
+                              H5P_LST_LINK_ACCESS_ID_g};
+
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (id == defaults[i])
+            return PyLong_FromLongLong(H5P_DEFAULT);
+    return PyLong_FromLongLong((long long)id);
+}
+
 PyObject *pv_ptr(const void *p) { return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)p); }
 
 PyObject *pv_ref(PyObject *o)

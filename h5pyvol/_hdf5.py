@@ -1,6 +1,7 @@
 """Direct calls into the libhdf5 this process uses, for what h5py does not wrap.
 
 Owns: finding that one libhdf5 (the copy h5py loaded, never a second one),
+refusing a plugin built against another libhdf5 (`check_one_libhdf5`),
 selecting the h5pyvol connector on a file access property list, asking which
 connector an object uses, and (de)serializing property lists and datatypes.
 """
@@ -11,6 +12,7 @@ import ctypes
 import functools
 import os
 import re
+import struct
 from pathlib import Path
 
 import h5py
@@ -43,6 +45,102 @@ def loaded_libhdf5() -> str:
             "two HDF5 libraries are loaded in this process, which aborts HDF5: " + ", ".join(candidates)
         )
     return candidates[0]
+
+
+def elf_dynamic(path: str | os.PathLike) -> tuple[str | None, list[str]]:
+    """(DT_SONAME, [DT_NEEDED...]) of a 64-bit little-endian ELF shared object:
+    the name the loader knows a library by, and the libraries it loads."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise ValueError(f"{path} is not a 64-bit little-endian ELF file")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    for _name, kind, _flags, _addr, offset, size, link, *_ in sections:
+        if kind != 6:  # SHT_DYNAMIC; its sh_link is the string table's index
+            continue
+        strtab = sections[link][4]
+        soname, needed = None, []
+        for tag, value in struct.iter_unpack("<qQ", data[offset : offset + size]):
+            if tag in (1, 14):  # DT_NEEDED, DT_SONAME
+                name = data[strtab + value : data.index(b"\0", strtab + value)].decode()
+                if tag == 1:
+                    needed.append(name)
+                else:
+                    soname = name
+        return soname, needed
+    return None, []
+
+
+def plugin_file() -> Path | None:
+    """The installed plugin library, or None if the package was not built."""
+    found = sorted(PLUGIN_DIR.glob("libh5pyvol*.so"))
+    return found[0] if found else None
+
+
+def plugin_libhdf5(plugin: Path | None = None) -> str | None:
+    """The libhdf5 (by the name the loader matches) the plugin needs."""
+    plugin = plugin or plugin_file()
+    if plugin is None:
+        return None
+    return next((n for n in elf_dynamic(plugin)[1] if _LIBHDF5.match(n)), None)
+
+
+class TwoLibhdf5Error(RuntimeError):
+    """h5py and the h5pyvol plugin would use two copies of libhdf5."""
+
+
+def two_copies_message(h5py_lib: str, plugin: Path, needed: str) -> str:
+    """What `h5pyvol info` and `check_one_libhdf5` say about a plugin built
+    against another libhdf5 than the one h5py uses."""
+    try:
+        from . import _build_config as cfg
+
+        built = (f"h5py {cfg.H5PY_VERSION}'s wheel (HDF5 {cfg.HDF5_VERSION})" if cfg.MODE == "wheel"
+                 else f"HDF5 {cfg.HDF5_VERSION} at {cfg.HDF5_DIR}")
+    except ImportError:
+        built = "an unknown HDF5"
+    return (
+        f"h5py {h5py.version.version} and the h5pyvol plugin would load two different libhdf5 copies:\n"
+        f"    h5py:   {os.path.realpath(h5py_lib)} (HDF5 {h5py.version.hdf5_version})\n"
+        f"    plugin: {needed}, from {built} ({plugin})\n"
+        "  Two copies in one process break HDF5 (errors like \"not a property list\"). Reinstall h5pyvol "
+        "in this environment so that it links h5py's libhdf5 (`pip install --force-reinstall --no-deps "
+        "--no-cache-dir .` from its source, without HDF5_DIR), or build h5py against the plugin's HDF5 "
+        "(HDF5_DIR=... pip install --no-binary=h5py h5py; scripts/bootstrap.sh does that)."
+    )
+
+
+def one_libhdf5_problem(plugin: Path | None = None) -> str | None:
+    """Why h5py and the plugin would not share one libhdf5, or None if they would.
+
+    The loader shares a library by name: the plugin's libhdf5 entry must be
+    the name (DT_SONAME) of the libhdf5 h5py loaded."""
+    try:
+        h5py_lib = loaded_libhdf5()
+    except RuntimeError as exc:
+        return str(exc)
+    plugin = plugin or plugin_file()
+    needed = plugin_libhdf5(plugin) if plugin else None
+    if needed is None:
+        return None  # not built, or not linked to a libhdf5: nothing to compare
+    have = elf_dynamic(h5py_lib)[0] or os.path.basename(h5py_lib)
+    return None if needed == have else two_copies_message(h5py_lib, plugin, needed)
+
+
+_one_libhdf5_checked = False
+
+
+def check_one_libhdf5() -> None:
+    """Raise TwoLibhdf5Error (with `h5pyvol info`'s message) if loading the
+    plugin would map a second libhdf5 into this process."""
+    global _one_libhdf5_checked
+    if _one_libhdf5_checked:
+        return
+    problem = one_libhdf5_problem()
+    if problem:
+        raise TwoLibhdf5Error(problem)
+    _one_libhdf5_checked = True
 
 
 @functools.cache
@@ -93,16 +191,25 @@ def ensure_plugin_path() -> None:
         h5pl.append(wanted.encode())
 
 
-def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
-    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+def register_plugin() -> int:
+    """Have HDF5 load the plugin (if it has not yet) and register its
+    connector; returns a connector id for the caller to close. Refused
+    (TwoLibhdf5Error) where that would map a second libhdf5."""
+    check_one_libhdf5()
     ensure_plugin_path()
-    h = lib()
-    conn = h.H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
+    conn = lib().H5VLregister_connector_by_name(CONNECTOR_NAME.encode(), H5P_DEFAULT)
     if conn < 0:
         raise OSError(
             f"HDF5 cannot load the h5pyvol plugin from {PLUGIN_DIR} "
             f"(is the package built against this HDF5, {loaded_libhdf5()}?)"
         )
+    return conn
+
+
+def set_connector(fapl: h5p.PropFAID, spec: str) -> None:
+    """Make `fapl` select the h5pyvol connector with the connector string `spec`."""
+    h = lib()
+    conn = register_plugin()
     info = ctypes.c_void_p()
     try:
         _check(h.H5VLconnector_str_to_info(spec.encode(), conn, ctypes.byref(info)), "H5VLconnector_str_to_info")
@@ -182,6 +289,7 @@ def native_scratch_file() -> h5f.FileID:
 LOSSY_FILTERS = frozenset({h5z.FILTER_SCALEOFFSET})
 
 
+@functools.lru_cache(maxsize=256)
 def has_lossy_filter(dcpl: bytes) -> bool:
     """Whether the encoded dataset creation properties hold a lossy filter."""
     if not dcpl or not is_dcpl(dcpl):
@@ -402,16 +510,22 @@ def dcpl_fill_value(dcpl: bytes, meta) -> np.generic | None:
     """The user-defined fill value, as an element of meta.dtype; None for the
     default, and for fill time "never" (HDF5 then leaves unwritten elements
     undefined: they read as zeros)."""
+    return _fill_value(dcpl, meta.hdf5_type, meta.dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _fill_value(dcpl: bytes, hdf5_type: bytes, dtype: np.dtype) -> np.generic | None:
+    """`dcpl_fill_value`, worked out once per creation properties and type."""
     plist = decode_plist(dcpl)
     if plist.fill_value_defined() != h5d.FILL_VALUE_USER_DEFINED or plist.get_fill_time() == h5d.FILL_TIME_NEVER:
         return None
-    if meta.dtype.hasobject:
-        ftype = decode_type(meta.hdf5_type)
+    if dtype.hasobject:
+        ftype = decode_type(hdf5_type)
         if not _is_vlen_string(ftype):
             return None  # other variable-length fill values are not kept
         value = string_fill(plist, len(dcpl), ftype.get_cset())
-        kind = meta.dtype.metadata.get("vlen") if meta.dtype.metadata else None
+        kind = dtype.metadata.get("vlen") if dtype.metadata else None
         return value.decode("utf-8", "surrogateescape") if kind is str else value
-    value = np.zeros((1,), dtype=meta.dtype)
+    value = np.zeros((1,), dtype=dtype)
     plist.get_fill_value(value)
     return value[0]

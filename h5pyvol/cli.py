@@ -34,9 +34,14 @@ def _build_config():
     return cfg
 
 
-def _plugin_file() -> Path | None:
-    found = sorted(_hdf5.PLUGIN_DIR.glob("libh5pyvol*.so"))
-    return found[0] if found else None
+def _mode(cfg) -> str:
+    """How h5pyvol got its HDF5, in words."""
+    if cfg is None:
+        return "unknown (not built)"
+    if getattr(cfg, "MODE", "source") == "wheel":
+        return (f"h5py wheel: the plugin links the libhdf5 inside h5py {cfg.H5PY_VERSION}'s wheel "
+                f"(HDF5 {cfg.HDF5_VERSION}; compiled with HDF5 {cfg.HDF5_HEADERS_VERSION} headers)")
+    return f"own HDF5: HDF5 {cfg.HDF5_VERSION} at {cfg.HDF5_DIR} (HDF5_DIR at build time)"
 
 
 def _linked_libhdf5(plugin: Path) -> str | None:
@@ -57,11 +62,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     cfg = _build_config()
     h5py_lib = _hdf5.loaded_libhdf5()
-    plugin = _plugin_file()
+    plugin = _hdf5.plugin_file()
     plugin_lib = _linked_libhdf5(plugin) if plugin else None
     rows = [
         ("h5pyvol", f"{sys.modules['h5pyvol'].__version__} ({Path(__file__).parent})"),
-        ("HDF5 (built against)", f"{cfg.HDF5_VERSION} at {cfg.HDF5_DIR}" if cfg else "unknown (not built)"),
+        ("mode", _mode(cfg)),
         ("HDF5 (h5py runs)", f"{h5py.version.hdf5_version}: {h5py_lib}"),
         ("h5py", f"{h5py.version.version} ({Path(h5py.__file__).parent})"),
         ("plugin", str(plugin) if plugin else f"MISSING in {_hdf5.PLUGIN_DIR}"),
@@ -76,13 +81,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     problems = []
     if plugin is None:
         problems.append("the plugin is not installed; reinstall h5pyvol (scripts/bootstrap.sh)")
-    elif plugin_lib and os.path.realpath(plugin_lib) != os.path.realpath(h5py_lib):
-        problems.append(
-            "h5py and the plugin would load DIFFERENT libhdf5 copies:\n"
-            f"    h5py:   {os.path.realpath(h5py_lib)}\n    plugin: {os.path.realpath(plugin_lib)}\n"
-            "  Two copies in one process abort HDF5. Build h5py against the plugin's HDF5 "
-            "(HDF5_DIR=... pip install --no-binary=h5py h5py) or rebuild h5pyvol against h5py's."
-        )
+    elif problem := _hdf5.one_libhdf5_problem(plugin):
+        problems.append(problem)
     for problem in problems:
         print(f"\n!!! WARNING: {problem}", file=sys.stderr)
     return 1 if problems else 0
@@ -100,11 +100,60 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CannotConfigure(Exception):
+    """What `h5pyvol config` cannot print, and what to do instead."""
+
+
+def _wheel_config(cfg, args: argparse.Namespace) -> list[str]:
+    """Compiler words for the libhdf5 inside h5py's wheel (wheel mode).
+    Raises _CannotConfigure with a message where that cannot work."""
+    import h5py
+
+    if args.prefix:
+        raise _CannotConfigure(
+            "h5pyvol config: h5pyvol uses the libhdf5 inside h5py's wheel, which has no installation "
+            "prefix and no HDF5 tools (h5dump, h5ls). For those, install HDF5 itself and h5pyvol from "
+            "source against it (scripts/bootstrap.sh; README: Installation)."
+        )
+    include = _hdf5.PLUGIN_DIR.parent / "include"
+    if args.cflags and (cfg.HDF5_HEADERS_VERSION != cfg.HDF5_VERSION or not (include / "hdf5.h").exists()):
+        raise _CannotConfigure(
+            f"h5pyvol config: h5py {cfg.H5PY_VERSION}'s wheel bundles HDF5 {cfg.HDF5_VERSION} but no headers, and "
+            f"h5pyvol has none of that release (only {cfg.HDF5_HEADERS_VERSION}, which built the plugin). A C "
+            "program compiled with other headers stops at its first HDF5 call, on HDF5's check that headers "
+            "and library are the same release. To compile C programs, either use an h5py whose wheel "
+            "bundles HDF5 1.14 (`pip install h5py==3.15.1`, then reinstall h5pyvol), or install h5pyvol "
+            "from source against an HDF5 of yours (HDF5_DIR=PREFIX pip install ..., or scripts/bootstrap.sh). "
+            "h5py programs need none of this."
+        )
+    libs = Path(h5py.__file__).resolve().parent.parent / "h5py.libs"
+    words = [f"-I{include}"] if args.cflags else []
+    if args.libs:
+        names = ["libhdf5_hl-", "libhdf5-"] if args.hl else ["libhdf5-"]
+        found = [sorted(libs.glob(f"{n}*.so*")) for n in names]
+        if not all(found):
+            raise _CannotConfigure(f"h5pyvol config: no {' or '.join(names)}*.so in {libs}")
+        # The wheel's libraries have no libhdf5.so link, so they are named by path;
+        # DT_RPATH also finds the libsz/libaec they need.
+        words += [str(f[0]) for f in found] + [f"-Wl,-rpath,{libs}", "-Wl,--disable-new-dtags"]
+    return words
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     cfg = _build_config()
     if cfg is None:
         print("h5pyvol config: h5pyvol was not built, so its HDF5 is unknown", file=sys.stderr)
         return 1
+    if not (args.prefix or args.cflags or args.libs):
+        print("h5pyvol config: say what to print: --prefix, --cflags and/or --libs", file=sys.stderr)
+        return 2
+    if getattr(cfg, "MODE", "source") == "wheel":
+        try:
+            print(" ".join(_wheel_config(cfg, args)))
+        except _CannotConfigure as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
     prefix = cfg.HDF5_DIR
     words = []
     if args.prefix:
@@ -113,9 +162,6 @@ def cmd_config(args: argparse.Namespace) -> int:
         words += [f"-I{prefix}/include", f"-I{Path(__file__).resolve().parent / 'include'}"]
     if args.libs:
         words += [f"-L{prefix}/lib", f"-Wl,-rpath,{prefix}/lib"] + (["-lhdf5_hl"] if args.hl else []) + ["-lhdf5"]
-    if not words:
-        print("h5pyvol config: say what to print: --prefix, --cflags and/or --libs", file=sys.stderr)
-        return 2
     print(" ".join(words))
     return 0
 
@@ -157,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("info", help="show versions and paths; warn if h5py and the plugin disagree on libhdf5")
+    p = sub.add_parser("info", help="show the mode (own HDF5 or h5py wheel), versions and paths; "
+                       "warn if h5py and the plugin disagree on libhdf5")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser(
         "env",

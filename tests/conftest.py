@@ -30,10 +30,13 @@ def pytest_ignore_collect(collection_path, config):
 
 @pytest.fixture(scope="session")
 def hdf5_flags() -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "h5pyvol", "config", "--cflags", "--libs"], capture_output=True, text=True, check=True
-    ).stdout
-    return out.split()
+    proc = subprocess.run([sys.executable, "-m", "h5pyvol", "config", "--cflags", "--libs"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0 and getattr(cli._build_config(), "MODE", "") == "wheel":
+        # An HDF5 2.x wheel: h5pyvol has no headers C programs can use (its config says why).
+        pytest.skip(proc.stderr.strip().splitlines()[0])
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,16 @@
 """Connectors for the error tests: variants of the memory connector whose
 writes fail (once a dataset holds data, or always, leaving cyclic garbage),
 whose flushes (and so closes) fail while the root group has an attribute
-`refuse_flush`, whose creation fails, or which claim fewer features or longer
-blob keys."""
+`refuse_flush`, whose creation fails, which claim fewer features or longer
+blob keys, whose blob store refuses, or whose reads stop the program or
+take long."""
 
 from __future__ import annotations
 
 import errno
+import os
+import time
+from collections.abc import Callable
 
 from h5pyvol.connectors.memory import MemoryConnector, MemoryDataset, MemoryFile
 
@@ -95,3 +99,55 @@ class LitteringConnector(MemoryConnector):
     def create(self, name, *, overwrite, fcpl=b""):
         super().create(name, overwrite=overwrite, fcpl=fcpl)
         return LitteringFile(self._files[name], True)
+
+
+# What StoppingDataset.read raises (a class or a function that makes the
+# exception): set by the tests that use it.
+STOP_WITH: Callable[[], BaseException] = KeyboardInterrupt
+
+
+class StoppingDataset(MemoryDataset):
+    """Reads of a dataset with an attribute `stop` raise STOP_WITH; reads of
+    one with an attribute `slow` take up to 20 s, first creating the file
+    that the environment variable H5PYVOL_TEST_MARK names (so that a test
+    knows when to send SIGINT)."""
+
+    def read(self, selection, out):
+        if self.has_attribute("stop"):
+            raise STOP_WITH()
+        if self.has_attribute("slow"):
+            mark = os.environ.get("H5PYVOL_TEST_MARK")
+            if mark:
+                open(mark, "w").close()
+            for _ in range(400):
+                time.sleep(0.05)
+        super().read(selection, out)
+
+
+class StoppingFile(MemoryFile):
+    def create_dataset(self, meta):
+        return self._store.add(StoppingDataset, meta)
+
+
+class StoppingConnector(MemoryConnector):
+    """Reads that stop (KeyboardInterrupt, SystemExit) or take long."""
+
+    def create(self, name, *, overwrite, fcpl=b""):
+        super().create(name, overwrite=overwrite, fcpl=fcpl)
+        return StoppingFile(self._files[name], True)
+
+    def open(self, name, *, writable):
+        return StoppingFile(super().open(name, writable=writable)._store, writable)
+
+
+class BlobRefusingFile(MemoryFile):
+    def put_blob(self, data):
+        raise OSError(errno.ENOSPC, "the blob store is full")
+
+
+class BlobRefusingConnector(MemoryConnector):
+    """The memory connector whose files keep no blobs."""
+
+    def create(self, name, *, overwrite, fcpl=b""):
+        super().create(name, overwrite=overwrite, fcpl=fcpl)
+        return BlobRefusingFile(self._files[name], True)

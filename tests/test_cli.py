@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import h5pyvol
+import h5pyvol.cli
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -17,6 +18,17 @@ def test_info_reports_one_libhdf5():
     assert proc.returncode == 0, proc.stderr
     assert "plugin's libhdf5" in proc.stdout and "memory (h5pyvol.connectors.memory:MemoryConnector)" in proc.stdout
     assert "WARNING" not in proc.stderr
+
+
+def test_info_names_the_mode_and_one_libhdf5():
+    from h5pyvol import _hdf5
+
+    proc = cli("info")
+    mode = "own HDF5" if h5pyvol.cli._build_config().MODE == "source" else "h5py wheel"
+    assert any(line.startswith("mode") and mode in line for line in proc.stdout.splitlines()), proc.stdout
+    assert _hdf5.one_libhdf5_problem() is None
+    # The plugin names the very libhdf5 h5py loaded (the loader matches by this name).
+    assert _hdf5.plugin_libhdf5() == _hdf5.elf_dynamic(_hdf5.loaded_libhdf5())[0]
 
 
 def test_env_prints_exports():

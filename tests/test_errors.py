@@ -154,7 +154,7 @@ def test_bridge_leaves_no_cycles_holding_hdf5_objects(tmp_path):
     those come out as garbage."""
     import gc
 
-    from h5pyvol import _bridge
+    from h5pyvol.bridge import handles
 
     def work():
         with h5pyvol.File(str(tmp_path / "t.h5"), "w") as t:
@@ -178,8 +178,8 @@ def test_bridge_leaves_no_cycles_holding_hdf5_objects(tmp_path):
     try:
         work()
         gc.collect()
-        held = [o for o in gc.garbage if isinstance(o, (_bridge.FileState, _bridge.FileHandle, _bridge.NodeHandle,
-                                                         _bridge.AttrHandle, h5py._objects.ObjectID))]
+        held = [o for o in gc.garbage if isinstance(o, (handles.FileState, handles.FileHandle, handles.NodeHandle,
+                                                         handles.AttrHandle, h5py._objects.ObjectID))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
@@ -204,3 +204,188 @@ def test_error_message_survives_garbage_collection_while_h5py_reads_it():
                     d[...] = 1.0
         finally:
             gc.set_threshold(*threshold)
+
+
+STOPPING = "failing_connector:StoppingConnector"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_keyboard_interrupt_and_exit_in_connector_reach_h5py_as_such(monkeypatch, stop):
+    """Not turned into an OSError: h5py raises them once HDF5 has unwound,
+    and the file goes on working."""
+    import failing_connector
+
+    monkeypatch.setattr(failing_connector, "STOP_WITH", stop)
+    with h5pyvol.File("stop.h5", "w", connector=STOPPING) as f:
+        d = f.create_dataset("d", data=np.arange(4.0))
+        d.attrs["stop"] = 1
+        with pytest.raises(stop) as info:
+            d[...]
+        assert any(frame.name == "read" for frame in info.traceback)  # raised where the connector raised it
+        f["e"] = np.arange(3)
+        np.testing.assert_array_equal(f["e"][...], np.arange(3))
+
+
+def _wait_for(path: Path, proc, timeout: float = 60) -> None:
+    """Until `path` exists (the program got there); fails if it ends first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"{path.name} never appeared\nstdout:\n{out}\nstderr:\n{err}")
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_a_slow_read_in_h5py(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        import h5pyvol
+        with h5pyvol.File("slow.h5", "w", connector="failing_connector:StoppingConnector") as f:
+            d = f.create_dataset("d", data=np.arange(4.0))
+            d.attrs["slow"] = 1
+            try:
+                d[...]
+                print("read: ok")
+            except KeyboardInterrupt:
+                print("read: KeyboardInterrupt")
+            f["e"] = [1, 2]
+            print("after:", f["e"][...].tolist())
+        """
+    )
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert "read: KeyboardInterrupt" in out and "after: [1, 2]" in out, out + err
+
+
+def test_sigint_ends_a_slow_read_in_a_c_program_with_an_error(compile_c, tmp_path):
+    import signal
+    import subprocess
+
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([str(compile_c("interrupted_read"))], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "connector: h5pyvol" in out, out + err
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    assert "read: failed" in out and "after: ok" in out, out + err
+    assert "message: h5pyvol: KeyboardInterrupt: interrupted (Ctrl-C, SIGINT)" in out, out
+
+
+def test_sigint_outside_callbacks_is_the_c_programs_own(compile_c, tmp_path):
+    """After the interrupted call, the program sleeps in C: a SIGINT then has
+    the default disposition (the program ends by the signal), as without the plugin."""
+    import signal
+    import subprocess
+
+    mark = tmp_path / "reading"
+    env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
+    proc = subprocess.Popen([str(compile_c("interrupted_read")), "then-wait"], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(mark, proc)
+    proc.send_signal(signal.SIGINT)
+    _wait_for(tmp_path / "waiting", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT, f"exit {proc.returncode}\n{out}\n{err}"
+    assert "read: failed" in out and "after: ok" in out, out + err
+
+
+def test_message_with_lone_surrogate_and_nul_stays_readable(monkeypatch):
+    import failing_connector
+
+    text = "name b'\\xff' read as '\udcff', then\0more"
+    monkeypatch.setattr(failing_connector, "STOP_WITH", lambda: ValueError(text))
+    with h5pyvol.File("msg.h5", "w", connector=STOPPING) as f:
+        d = f.create_dataset("d", data=np.arange(4.0))
+        d.attrs["stop"] = 1
+        with pytest.raises(OSError) as info:
+            d[...]
+    assert r"h5pyvol: ValueError: name b'\xff' read as '\udcff', then\x00more [failing_connector.py:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (";;;", "names no connector before its options"),
+        ("memory;;", "has an empty option"),
+        ("memory;", "has an empty option"),
+        (":", "neither an installed connector's name nor package.module:Class"),
+        ("memory;a=1;a=2", "option 'a' is given twice"),
+        ("passthru;trace=maybe", "passthru option trace='maybe' is not 1 (stderr), 0 or a path"),
+    ],
+)
+def test_bad_connector_strings_are_refused_in_c_programs(compile_c, tmp_path, spec, message):
+    proc = run([compile_c("roundtrip")], vol_env(spec), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert message in proc.stderr, proc.stderr[-3000:]
+
+
+def test_blank_connector_string_is_the_memory_connector(compile_c, tmp_path):
+    proc = run([compile_c("roundtrip")], vol_env(""), cwd=tmp_path)
+    assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"connector": ""}, ValueError, "connector name '' is empty"),
+        ({"connector": ":"}, ValueError, "':' is neither an installed connector's name nor package.module:Class"),
+        ({"connector": 5}, TypeError, "a connector is named by a str .*, not int 5"),
+        ({"connector": "memory", "bad": "x\0y"}, ValueError, "may not contain ';' or NUL"),
+        ({"connector": "passthru", "trace": "maybe"}, OSError, "trace='maybe' is not 1"),
+    ],
+)
+def test_bad_connector_arguments_are_refused_in_h5py(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        h5pyvol.File(str(tmp_path / "c.h5"), "w", **kwargs)
+
+
+def test_url_without_a_key_quotes_what_was_given():
+    with pytest.raises(ValueError, match=r"'s3://bucket' is not of the form s3://BUCKET/NAME"):
+        h5pyvol.File("s3://bucket", "w")
+
+
+@pytest.mark.parametrize("connector", ["memory", "passthru"])
+def test_file_name_with_nul_is_refused(tmp_path, connector):
+    with h5pyvol.File(str(tmp_path / "a.h5"), "w", connector=connector) as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match=r"contains a NUL character \(HDF5 would take only '.*a.h5'\)"):
+        h5pyvol.File(str(tmp_path / "a.h5\0b"), "r", connector=connector)
+    conn = h5pyvol.registry.load(connector)
+    for call in (lambda: conn.open("a.h5\0b", writable=False), lambda: conn.exists("a.h5\0b"),
+                 lambda: conn.create("a.h5\0b", overwrite=True), lambda: conn.delete("a.h5\0b")):
+        with pytest.raises(ValueError, match="contains a NUL character"):
+            call()
+
+
+def test_bridge_refuses_file_names_with_nul():
+    from h5pyvol.bridge import files
+
+    for call in (lambda: files.file_open("memory", "x\0y", 0, 0), lambda: files.file_create("memory", "x\0y", 2, 0, 0),
+                 lambda: files.file_is_accessible("memory", "x\0y", 0), lambda: files.file_delete("memory", "x\0y", 0)):
+        with pytest.raises(ValueError, match="contains a NUL character"):
+            call()
+
+
+def test_path_and_bytes_file_names(tmp_path):
+    with h5pyvol.File(tmp_path / "p.h5", "w") as f:
+        f["x"] = 1
+    with h5pyvol.File(str(tmp_path / "p.h5").encode(), "r") as f:
+        assert f["x"][()] == 1

@@ -5,6 +5,7 @@ API, class discovery imports only what it needs, errors name their stage,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -126,14 +127,18 @@ def _config(folder: Path, text: str, name: str = "flow.yaml") -> str:
     return name
 
 
-SPARSE = """
-flow:
-  source: counter
-  stages: [sparse, reader]
+COUNTER = """
 counter:
   classname: Counter
   dset_name: rows
   params: {chunk_size: 100}
+"""
+
+SPARSE = """
+flow:
+  source: counter
+  stages: [sparse, reader]
+""" + COUNTER + """
 sparse:
   classname: Sparse
   params: {every: 7, delay: DELAY}
@@ -144,7 +149,7 @@ reader:
 
 
 def sparse_config(folder: Path, delay: float = 0.0) -> str:
-    shutil.copy(MODULES / "sample_modules.py", folder / "test_modules.py")
+    shutil.copy(MODULES / "sample_modules.py", folder / "sample_modules.py")
     return _config(folder, SPARSE.replace("DELAY", str(delay)))
 
 
@@ -214,6 +219,113 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
         assert b["h5pyvol_flow/run000"].attrs["status"] == "finished"
 
 
+THREE = """
+flow:
+  source: counter
+  stages: [sparse, reader, scaled]
+""" + COUNTER + """
+sparse:
+  classname: Sparse
+  params: {every: EVERY}
+reader:
+  classname: Reader
+  requires: [sparse]
+scaled:
+  classname: Scaled
+  params: {factor: FACTOR}
+"""
+
+
+def three_stages(folder: Path, every: int = 7, factor: float = 2.0, name: str = "flow.yaml") -> str:
+    shutil.copy(MODULES / "sample_modules.py", folder / "sample_modules.py")
+    return _config(folder, THREE.replace("EVERY", str(every)).replace("FACTOR", str(factor)), name)
+
+
+def _calls(folder: Path, args: list[str]) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run a flow and return which components' hooks ran (noted by the test modules)."""
+    log = folder / "calls.log"
+    log.unlink(missing_ok=True)
+    proc = flow(args, folder, env={"H5PYVOL_FLOW_TEST_CALLS": str(log)})
+    calls = log.read_text().split() if log.exists() else []
+    return proc, sorted({c.split(".")[0] for c in calls})
+
+
+def test_per_stage_reuse_runs_only_what_changed(tmp_path):
+    """A stage whose identity and input versions are unchanged is not run again;
+    a changed stage runs, and so does every stage that reads what it writes."""
+    three_stages(tmp_path)
+    _, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "4", "--quiet"])
+    assert ran == ["counter", "reader", "scaled", "sparse"]
+    with h5py.File(tmp_path / "out.h5") as f:
+        access = json.loads(f["h5pyvol_flow/run000"].attrs["access"])
+        assert "sparse/data" in access["reader"]["reads"]  # through its requires
+        assert "sparse/data" in access["sparse"]["writes"] and "scaled/data" in access["scaled"]["writes"]
+        assert access["reader"]["reads"]["rows/data"] == access["counter"]["stamp"]
+
+    # sparse's parameter changes: sparse runs, and reader (which requires it); counter and scaled are reused
+    three_stages(tmp_path, every=5)
+    proc, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "4", "--quiet"])
+    assert ran == ["reader", "sparse"], proc.stdout
+    assert "reusing counter, scaled from run000" in proc.stdout
+    assert "sparse (its params changed)" in proc.stdout and "reader (it reads" in proc.stdout
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    three_stages(fresh, every=5)
+    flow(["-c", "flow.yaml", "-o", "out.h5", "-e", "4", "--quiet"], fresh)
+    with h5py.File(fresh / "out.h5") as a, h5py.File(tmp_path / "out.h5") as b:
+        assert_same_outputs(a, b)
+        assert len(b["sparse/data"]) == len(range(0, 400, 5))
+        run1 = b["h5pyvol_flow/run001"]
+        assert json.loads(run1.attrs["plan"])["reused"] == ["counter", "scaled"]
+        assert np.array_equal(run1["slices"][()], b["h5pyvol_flow/run000/slices"][()])
+
+    # now only scaled changes
+    three_stages(tmp_path, every=5, factor=3.0)
+    _, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "4", "--quiet"])
+    assert ran == ["scaled"]
+    three_stages(fresh, every=5, factor=3.0, name="flow.yaml")
+    flow(["-c", "flow.yaml", "-o", "again.h5", "-e", "4", "--quiet"], fresh)
+    with h5py.File(fresh / "again.h5") as a, h5py.File(tmp_path / "out.h5") as b:
+        assert_same_outputs(a, b)
+        assert b["scaled"].attrs["factor"] == 3.0
+
+    # nothing changes: nothing runs
+    proc, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "4"])
+    assert ran == [] and "reusing h5pyvol_flow/run002" in proc.stdout
+    # the generator's bounds change: everything runs again, as a fresh run would
+    _, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "3", "--quiet"])
+    assert ran == ["counter", "reader", "scaled", "sparse"]
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert len(f["rows/data"]) == 300 and len(f["scaled/data"]) == 300
+
+
+PROBE = """
+flow:
+  source: counter
+  stages: [probe, sparse]
+counter: {classname: Counter, dset_name: rows, params: {chunk_size: 100}}
+probe: {classname: Probe, params: {looks_for: extra}}
+sparse: {classname: Sparse, params: {output: OUTPUT}}
+"""
+
+
+def test_reuse_second_pass_when_a_rerun_stage_writes_something_new(tmp_path):
+    """A rerun stage writes a dataset it did not write before, which a reused
+    stage looked for: a second pass runs that stage too."""
+    shutil.copy(MODULES / "sample_modules.py", tmp_path / "sample_modules.py")
+    _config(tmp_path, PROBE.replace("OUTPUT", "sparse"))
+    flow(["-c", "flow.yaml", "-o", "out.h5", "-e", "2", "--quiet"], tmp_path)
+    _config(tmp_path, PROBE.replace("OUTPUT", "extra"))
+    proc, ran = _calls(tmp_path, ["-c", "flow.yaml", "-o", "out.h5", "-e", "2", "--quiet"])
+    assert ran == ["probe", "sparse"], proc.stdout
+    assert "running again after this run changed what they read" in proc.stdout
+    flow(["-c", "flow.yaml", "-o", "fresh.h5", "-e", "2", "--quiet"], tmp_path)
+    with h5py.File(tmp_path / "fresh.h5") as a, h5py.File(tmp_path / "out.h5") as b:
+        assert_same_outputs(a, b)
+        assert b["probe/data"][()].all() and "sparse" not in b
+        assert list(b["h5pyvol_flow"]) == ["run000", "run001", "run002"]
+
+
 def test_reuse_and_equivalent_hashes(tmp_path):
     cfg = sparse_config(tmp_path)
     flow(["-c", cfg, "-o", "out.h5", "-e", "3", "--quiet"], tmp_path)
@@ -222,26 +334,24 @@ def test_reuse_and_equivalent_hashes(tmp_path):
     with h5py.File(tmp_path / "out.h5") as f:
         assert len(f["rows/data"]) == 300 and list(f["h5pyvol_flow"]) == ["run000"]
         old_hash = f["h5pyvol_flow/run000"].attrs["code_hash:sparse"]
-    # new code: not reused (the flow runs again, appending as h5flow would)
-    src = tmp_path / "test_modules.py"
+    (tmp_path / "out2.h5").write_bytes((tmp_path / "out.h5").read_bytes())
+    # new code in Sparse's class: sparse and reader run again, over the same rows
+    src = tmp_path / "sample_modules.py"
     src.write_text(src.read_text().replace('self.every = params.get("every", 7)',
                                            'self.every = int(params.get("every", 7))'))
     proc = flow(["-c", cfg, "-o", "out.h5", "-e", "3"], tmp_path)
-    assert "reusing" not in proc.stdout
+    assert "reusing counter from run000" in proc.stdout and "sparse (its code changed)" in proc.stdout
     with h5py.File(tmp_path / "out.h5") as f:
-        assert len(f["rows/data"]) == 600
-    # the author says the old code gives the same output: reused again
+        assert len(f["rows/data"]) == 300 and len(f["sparse/data"]) == len(range(0, 300, 7))
+    # the author says the old code gives the same output: reused
     anchor = "    def __init__(self, **params):\n        super().__init__(**params)\n        self.every"
-    text = src.read_text().replace(anchor, f"    equivalent_hashes = ['{old_hash}']\n\n{anchor}")
-    src.write_text(text)
-    (tmp_path / "out2.h5").write_bytes((tmp_path / "out.h5").read_bytes())
-    with h5py.File(tmp_path / "out2.h5", "a") as f:  # keep only the first record
-        del f["h5pyvol_flow/run001"]
+    src.write_text(src.read_text().replace(anchor, f"    equivalent_hashes = ['{old_hash}']\n\n{anchor}"))
     proc = flow(["-c", cfg, "-o", "out2.h5", "-e", "3"], tmp_path)
     assert "reusing h5pyvol_flow/run000" in proc.stdout
-    proc = flow(["-c", cfg, "-o", "out2.h5", "-e", "3", "--no-reuse", "--quiet"], tmp_path)
+    # --no-reuse: h5flow's behaviour, everything runs again and appends
+    flow(["-c", cfg, "-o", "out2.h5", "-e", "3", "--no-reuse", "--quiet"], tmp_path)
     with h5py.File(tmp_path / "out2.h5") as f:
-        assert len(f["rows/data"]) == 900
+        assert len(f["rows/data"]) == 600
 
 
 def test_memory_connector_output_equals_native(tmp_path, monkeypatch):

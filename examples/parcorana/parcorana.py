@@ -6,9 +6,11 @@
   looks back over a rolling buffer of `times` events and sums, per delay, the
   products I(t-d) I(t), the earlier intensities I(t-d), the later ones I(t)
   and the pair counts. Chunks are independent, so any rank can run any chunk.
-- `G2Viewer` (stage): at the end gathers every worker's sums in event order
-  and publishes, for every `update` events, G2 = <I(t-d) I(t)> / (IF IP),
-  IF = <I(t-d)> and IP = <I(t)> per delay and pixel.
+- `G2Viewer` (stage): the viewer. It runs in order on rank 0 (``in_order``),
+  after each chunk's worker rows are committed, adds them to running sums and
+  publishes G2 = <I(t-d) I(t)> / (IF IP), IF = <I(t-d)> and IP = <I(t)> per
+  delay and pixel: one row per `update` events, written to the output as it
+  goes (``publish``).
 """
 
 import numpy as np
@@ -96,7 +98,9 @@ class G2Worker(H5FlowStage):
 
 
 class G2Viewer(H5FlowStage):
-    class_version = "1.0.0"
+    class_version = "2.0.0"
+    in_order = True  # sees every earlier update's worker rows
+    publish = True  # every update reaches the file as the run goes
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -111,18 +115,38 @@ class G2Viewer(H5FlowStage):
             self.data_manager.create_dset(f"{self.output}/{name}", dtype="f8", shape=(len(self.delays), self.n_pixels))
         self.data_manager.set_attrs(self.output, delays=self.delays,
                                     pixels=np.concatenate([a["pixels"] for a in attrs]))
+        self.seen = 0  # worker rows (updates) in the running sums
+        self.sums = {f: np.zeros((len(self.delays), self.n_pixels)) for f in ("sum_prod", "sum_if", "sum_ip")}
+        self.count = np.zeros(len(self.delays))
 
-    def finish(self, source_name):
-        super().finish(source_name)
-        if self.rank != 0:  # the viewer publishes once, from rank 0, which holds every worker's sums
+    def _add(self, rows):
+        """Add worker rows (one array per worker, a row per update) to the running sums, one
+        update at a time; returns G2, IF and IP after each."""
+        out = {"G2": [], "IF": [], "IP": []}
+        for k in range(len(rows[0])):
+            for f in self.sums:
+                self.sums[f] = self.sums[f] + np.concatenate([r[f][k] for r in rows], axis=-1)
+            self.count = self.count + rows[0]["count"][k]
+            count = self.count[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                i_f, i_p = self.sums["sum_if"] / count, self.sums["sum_ip"] / count
+                out["G2"].append((self.sums["sum_prod"] / count) / (i_f * i_p))
+            out["IF"].append(i_f)
+            out["IP"].append(i_p)
+        return out
+
+    def run(self, source_name, source_slice, cache):
+        super().run(source_name, source_slice, cache)
+        dsets = [self.data_manager.get_dset(w) for w in self.workers]
+        published = len(self.data_manager.get_dset(f"{self.output}/G2"))
+        if self.seen < published:  # resumed: catch up with what is already published
+            self._add([d[self.seen:published] for d in dsets])
+            self.seen = published
+        end = min(len(d) for d in dsets)  # updates every worker has reported
+        if end <= self.seen:
             return
-        sums = [self.data_manager.get_dset(w)[:] for w in self.workers]
-        prod, sum_if, sum_ip = (np.concatenate([np.cumsum(s[f], axis=0) for s in sums], axis=-1)
-                                for f in ("sum_prod", "sum_if", "sum_ip"))
-        count = np.cumsum(sums[0]["count"], axis=0)[:, :, None].astype("f8")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            i_f, i_p = sum_if / count, sum_ip / count
-            g2 = (prod / count) / (i_f * i_p)
-        for name, value in (("G2", g2), ("IF", i_f), ("IP", i_p)):
-            sl = self.data_manager.reserve_data(f"{self.output}/{name}", len(value))
-            self.data_manager.write_data(f"{self.output}/{name}", sl, value)
+        values = self._add([d[self.seen:end] for d in dsets])
+        self.seen = end
+        for name, rows in values.items():
+            sl = self.data_manager.reserve_data(f"{self.output}/{name}", len(rows))
+            self.data_manager.write_data(f"{self.output}/{name}", sl, np.array(rows))

@@ -13,7 +13,9 @@ h5flow`` resolves to the compatible API in ``compat/``. One layer per module:
 - `store`, `overlay`: committed rows, and one unit of work's rows over them;
 - `engine`, `scheduler`: running a workflow, serially or under MPI;
 - `journal`: checkpoints and ``--resume``;
-- `provenance`: records of what made the output, and reuse;
+- `provenance`: records of what made the output;
+- `reuse`: what each component read and wrote, version stamps, and which
+  components a new run must run again;
 - `progress`: the progress bar and the time profile.
 """
 

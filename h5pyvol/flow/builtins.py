@@ -1,5 +1,7 @@
 """The modules h5flow ships: `H5FlowDatasetLoopGenerator` (loop over an
-existing dataset in chunks) and `H5FlowTestStage` (log what a stage receives)."""
+existing dataset in chunks) and `H5FlowTestStage` (log what a stage receives),
+and `SliceList`, the loop over a list of chunk slices that the dataset loop
+shares with the engine's stand-in for a reused generator."""
 
 from __future__ import annotations
 
@@ -10,7 +12,23 @@ from .components import H5FlowGenerator, H5FlowStage
 log = logging.getLogger("h5pyvol.flow")
 
 
-class H5FlowDatasetLoopGenerator(H5FlowGenerator):
+class SliceList:
+    """``next()`` and ``len()`` over a list of source slices (`slices`), one per chunk."""
+
+    slices: list[slice]
+    iteration: int = 0
+
+    def next(self) -> slice:
+        if self.iteration >= len(self.slices):
+            return H5FlowGenerator.EMPTY
+        self.iteration += 1
+        return self.slices[self.iteration - 1]
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+
+class H5FlowDatasetLoopGenerator(SliceList, H5FlowGenerator):
     """Loops over ``dset_name`` of the input file, ``chunk_size`` rows at a
     time (``'auto'``: the dataset's HDF5 chunk length). The engine first copies
     the input file to the output (``copies_input``), as h5flow does."""
@@ -35,15 +53,6 @@ class H5FlowDatasetLoopGenerator(H5FlowGenerator):
             self.chunk_size = (dset.chunks or (1024,))[0]
         self.chunk_size = int(self.chunk_size)
         self.slices = [slice(i, min(i + self.chunk_size, end)) for i in range(start, end, self.chunk_size)]
-
-    def next(self) -> slice:
-        if self.iteration >= len(self.slices):
-            return H5FlowGenerator.EMPTY
-        self.iteration += 1
-        return self.slices[self.iteration - 1]
-
-    def __len__(self) -> int:
-        return len(self.slices)
 
 
 class H5FlowTestStage(H5FlowStage):

@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a connector option, e.g. -z endpoint_url=http://127.0.0.1:7480 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its journal")
     p.add_argument("--no-reuse", dest="reuse", action="store_false",
-                   help="run even if the output holds a finished run of the same workflow")
+                   help="run every component, even those whose output the file holds from an earlier run "
+                   "with the same identity and inputs, appending to what is there (h5flow's behaviour)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show the progress bar even when stderr is not a terminal")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")

@@ -88,9 +88,19 @@ class H5FlowGenerator:
 
 class H5FlowStage:
     """One step of the loop: ``init(source_name)``, then ``run(source_name,
-    source_slice, cache)`` per chunk, then ``finish(source_name)``."""
+    source_slice, cache)`` per chunk, then ``finish(source_name)``.
+
+    Two class attributes are this engine's (h5flow has neither; both default
+    to False): ``in_order = True`` runs the stage (and the ones after it) on
+    rank 0, chunk by chunk in order, once the chunk's earlier stages are
+    committed, so it sees every earlier chunk's rows (a viewer gathering what
+    workers computed); ``publish = True`` writes the output and a journal
+    checkpoint after every chunk, so readers see its rows during the run.
+    """
 
     class_version = "0.0.0"
+    in_order = False
+    publish = False
 
     def __init__(self, name: str, classname: str, data_manager, requires: list | None = None, **params: Any) -> None:
         self.name = name

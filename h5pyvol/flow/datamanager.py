@@ -6,6 +6,10 @@ on both sides. Inside a run every call reads and writes the current unit of
 work (an `overlay.Overlay`); standalone, as in h5flow's tests, it works on the
 file directly (a `store.Store`). `get_dset` gives a `DatasetView`, which reads
 and writes like an h5py Dataset and sees rows not yet written to HDF5.
+
+While the engine runs a component it sets `H5FlowDataManager._access` to that
+component's `reuse.Access`, and every call notes what it reads and writes
+(see `reuse`); direct h5py access marks the component's accesses as unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from . import dereference as deref
 from .errors import FlowError
 from .overlay import RefTable, update_region
+from .reuse import Access
 from .store import REF_DTYPE, REGION_DTYPE, Store, norm
 
 
@@ -41,6 +46,7 @@ class AttrsView(Mapping):
         self._dm, self._path = dm, path
 
     def _all(self) -> dict:
+        self._dm._note_read(self._path)
         return self._dm._rows.attrs(self._path)
 
     def __getitem__(self, key: str) -> Any:
@@ -109,6 +115,7 @@ class DatasetView:
 
     @property
     def id(self):
+        self._dm._note_opaque(f"{self.name}.id")
         return self._dm._store().h5(self.path).id
 
     @property
@@ -190,6 +197,7 @@ class DatasetView:
         return data[0] if scalar else data
 
     def __setitem__(self, key, value) -> None:
+        self._dm._note_write(self.path)
         first, rest, fields = self._first_axis(key)
         n = len(self)
         if isinstance(first, int | np.integer):
@@ -231,6 +239,7 @@ class DatasetView:
         n = size[0] if isinstance(size, tuple) else int(size)
         if n < len(self):
             raise FlowError(f"{self.name}: shrinking a dataset during a flow is not supported")
+        self._dm._note_write(self.path)
         self._dm._grow(self.path, n)
 
 
@@ -264,10 +273,37 @@ class H5FlowDataManager:
         self._store_obj: Store | None = None
         self._top = None  # the current overlay, set by the engine
         self._ref_tables: dict[str, RefTable] = {}
+        self._access: Access | None = None  # the running component's, set by the engine
         self.comm, self.rank, self.size = None, 0, 1
 
     def __repr__(self) -> str:
         return f"H5FlowDataManager(filepath={self.filepath}, mode={self.mode}, drop_list={self.drop_list})"
+
+    # -- what the running component reads and writes (for reuse) -----------------------------------
+    def _note_read(self, path: str) -> None:
+        if self._access is not None:
+            self._access.reads.add(norm(path))
+
+    def _note_write(self, path: str) -> None:
+        if self._access is not None:
+            self._access.writes.add(norm(path))
+
+    def _note_opaque(self, what: str) -> None:
+        if self._access is not None and self._access.opaque is None:
+            self._access.opaque = what
+
+    def _note_creation(self, path: str, dataset: bool) -> None:
+        """Before creating `path`: note it and the groups above it that do not exist yet."""
+        if self._access is None:
+            return
+        parts = norm(path).split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if self._rows.kind(prefix) is None:
+                if i == len(parts) and dataset:
+                    self._access.writes.add(prefix)
+                else:
+                    self._access.created.add(prefix)
 
     # -- where reads and writes go ---------------------------------------------------------------
     def _store(self) -> Store:
@@ -295,13 +331,19 @@ class H5FlowDataManager:
     @property
     def _fh(self) -> h5py.File | None:
         """The open output file, or None (h5flow's attribute)."""
-        return self._store_obj.output if self._store_obj is not None else None
+        if self._store_obj is None:
+            return None
+        self._note_opaque("data_manager._fh")
+        self._store_obj.absent.clear()  # the caller may create objects through h5py
+        return self._store_obj.output
 
     @property
     def fh(self) -> h5py.File:
         """The output h5py.File, with every pending row written first (not recommended: use get_dset)."""
+        self._note_opaque("data_manager.fh")
         store = self._store()
         store.flush()
+        store.absent.clear()  # the caller may create objects through h5py
         return store.output
 
     def __enter__(self) -> H5FlowDataManager:
@@ -325,9 +367,11 @@ class H5FlowDataManager:
 
     # -- existence -------------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
+        self._note_read(path)
         return self._rows.kind(path) is not None
 
     def dset_exists(self, dataset_name: str) -> bool:
+        self._note_read(f"{dataset_name}/data")
         return self._rows.kind(f"{dataset_name}/data") == "dataset"
 
     def ref_exists(self, parent_dataset_name: str, child_dataset_name: str) -> bool:
@@ -342,6 +386,8 @@ class H5FlowDataManager:
 
     # -- getting ----------------------------------------------------------------------------------
     def _dataset(self, path: str) -> DatasetView:
+        if self._access is not None:
+            self._access.reads.add(norm(path))
         kind = self._rows.kind(path)
         if kind != "dataset":
             raise KeyError(f"no dataset {norm(path)!r} in {self.filepath}" + (" (it is a group)" if kind else ""))
@@ -383,7 +429,9 @@ class H5FlowDataManager:
     def __getitem__(self, args) -> Any:
         if isinstance(args, str):
             if self._rows.kind(args) == "dataset":
+                self._note_read(args)
                 return DatasetView(self, args)
+            self._note_opaque(f"data_manager[{args!r}]")
             return self._store().h5(args)
         args = tuple(args)
         sel = None
@@ -393,7 +441,7 @@ class H5FlowDataManager:
         elif isinstance(last, int | np.integer):
             sel, args = slice(int(last), int(last) + 1), args[:-1]
         elif not isinstance(last, str | bytes):
-            sel, args = np.r_[last], args[:-1]
+            sel, args = deref.indices(last), args[:-1]
         if len(args) == 1:
             dset = self.get_dset(args[0])
             return dset if sel is None else dset[sel]
@@ -411,6 +459,9 @@ class H5FlowDataManager:
 
     # -- changing ----------------------------------------------------------------------------------
     def set_attrs(self, name: str, **attrs: Any) -> None:
+        if self._access is not None:
+            self._note_creation(name, dataset=False)
+            self._access.set_attrs(norm(name), attrs)
         self._rows.set_attrs(name, attrs)
 
     def create_dset(self, dataset_name: str, dtype, shape: tuple = ()) -> None:
@@ -419,6 +470,7 @@ class H5FlowDataManager:
         path = f"{dataset_name}/data"
         kind = self._rows.kind(path)
         if kind is None:
+            self._note_creation(path, dataset=True)
             self._rows.create_dataset(path, np.dtype(dtype), tuple(shape))
         elif kind != "dataset":
             raise FlowError(f"cannot create dataset {norm(path)!r}: a group of that name exists")
@@ -436,6 +488,9 @@ class H5FlowDataManager:
                 raise FlowError(f"create_ref({parent!r}, {child!r}): dataset {name!r} does not exist "
                                 "(create_dset first)")
         rows = self._rows
+        self._note_creation(f"{path}/ref", dataset=True)
+        self._note_creation(f"{path}/ref_region", dataset=True)
+        self._note_creation(f"{child}/ref/{parent}/ref_region", dataset=True)
         rows.create_dataset(f"{path}/ref", REF_DTYPE, (2,))
         rows.create_dataset(f"{path}/ref_region", REGION_DTYPE, (), region_of=f"{parent}/data")
         rows.create_dataset(f"{child}/ref/{parent}/ref_region", REGION_DTYPE, (), region_of=f"{child}/data")
@@ -454,6 +509,7 @@ class H5FlowDataManager:
         path = f"{dataset_name}/data"
         if self._rows.kind(path) != "dataset":
             raise KeyError(f"reserve_data: no dataset {norm(path)!r} (create_dset first)")
+        self._note_write(path)
         if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
             if spec < 0:
                 raise FlowError(f"reserve_data({dataset_name!r}, {spec}): a negative row count")
@@ -497,6 +553,8 @@ class H5FlowDataManager:
         row0 = rows.reserve(path, len(stored))
         rows.write(path, row0, stored)
         table = self._ref_table(path)
+        if self._access is not None:
+            self._access.writes.update((path, table.region0, table.region1))
         if isinstance(rows, Store):
             update_region(rows, table.region0, stored[:, 0], row0)
             update_region(rows, table.region1, stored[:, 1], row0)
@@ -505,6 +563,7 @@ class H5FlowDataManager:
 
     def delete(self, name: str) -> None:
         """Delete object `name` and the reference groups that link it."""
+        self._note_opaque(f"delete({name!r})")
         store = self._store()
         store.flush()
         for ref in self.get_refs(name):

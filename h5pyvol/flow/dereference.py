@@ -21,6 +21,13 @@ from .store import REGION_DTYPE
 ref_region_dtype = REGION_DTYPE
 
 
+def indices(sel) -> np.ndarray:
+    """A selection (slice, index or index array) as int64 indices (np.r_'s job, without its cost)."""
+    if isinstance(sel, slice):
+        return np.arange(sel.start or 0, sel.stop, sel.step or 1, dtype=np.int64)
+    return np.atleast_1d(np.asarray(sel)).astype(np.int64, copy=False)
+
+
 def _dtype(obj) -> np.dtype:
     return np.dtype(obj.dtype)
 
@@ -74,7 +81,7 @@ def dereference(sel, ref, data=None, region=None, mask=None, ref_direction=(0, 1
     shape (len(sel), n) with n the most matches of any entry, or with
     ``as_masked=False`` a list with one array per unmasked entry.
     """
-    sel_idx = np.r_[sel].astype(np.int64, copy=False)
+    sel_idx = indices(sel)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         active = sel_idx[~mask]
@@ -118,33 +125,62 @@ def dereference(sel, ref, data=None, region=None, mask=None, ref_direction=(0, 1
         return [rows[children[st - ref_lo: sp - ref_lo][parents[st - ref_lo: sp - ref_lo] == i] - lo]
                 for i, st, sp in zip(active, starts, stops, strict=True)]
 
-    uniq_active, inv = np.unique(active, return_inverse=True)
-    keep = np.isin(parents, uniq_active)
+    first = int(active[0])
+    lo, hi = int(active.min()), int(active.max()) + 1
+    if hi - lo == len(active) and first == lo and np.array_equal(active, np.arange(lo, hi)):
+        # a run of parents (a chunk's slice, the usual case): no sorting, rows are parent - first
+        uniq_active, inv, rank = active, None, None
+        keep = (parents >= lo) & (parents < hi)
+    elif hi - lo <= 4 * len(active) + 4096:  # close together: a table over the range, no sorting
+        present = np.zeros(hi - lo, dtype=bool)
+        present[active - lo] = True
+        uniq_active = np.flatnonzero(present) + lo
+        rank = np.cumsum(present) - 1
+        inv = rank[active - lo]
+        inside = (parents >= lo) & (parents < hi)
+        keep = inside
+        keep[inside] = present[parents[inside] - lo]
+    else:
+        uniq_active, inv = np.unique(active, return_inverse=True)
+        rank = None
+        keep = np.isin(parents, uniq_active)
     if not keep.any():
         return _all_masked(n_elem, return_dtype)
     p, c = parents[keep], children[keep]
-    order = np.lexsort((c, p))
-    p, c = p[order], c[order]
-    group_start = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    counts = np.diff(np.r_[group_start, len(p)])
+    if len(p) > 1 and not _in_order(p, c):
+        # references written in order (parent, child) and read the other way round need only a stable sort
+        order = np.argsort(p, kind="stable") if _in_order(c, p) else np.lexsort((c, p))
+        p, c = p[order], c[order]
+    group_start = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
+    counts = np.diff(np.append(group_start, len(p)))
     slot = np.arange(len(p)) - np.repeat(group_start, counts)
-    row = np.searchsorted(uniq_active, p)
+    row = p - lo if inv is None else rank[p - lo] if rank is not None else np.searchsorted(uniq_active, p)
     width = int(counts.max())
     values = c.astype(return_dtype) if indices_only else take_rows(data, c)
     rowshape = values.shape[1:]  # rows of a multi-dimensional dataset keep their shape
-    condensed = np.zeros((len(uniq_active), width) + rowshape, dtype=return_dtype)
-    filled = np.zeros((len(uniq_active), width), dtype=bool)
+    n_uniq = len(uniq_active)
+    condensed = np.zeros((n_uniq + 1, width) + rowshape, dtype=return_dtype)  # the last row: for masked entries
     condensed[row, slot] = values
-    filled[row, slot] = True
-    if mask is None:
-        out, out_filled = condensed[inv], filled[inv]
-    else:
-        out = np.zeros((n_elem, width) + rowshape, dtype=return_dtype)
-        out_filled = np.zeros((n_elem, width), dtype=bool)
-        out[~mask] = condensed[inv]
-        out_filled[~mask] = filled[inv]
-    empty = np.broadcast_to(~out_filled.reshape(out_filled.shape + (1,) * len(rowshape)), out.shape)
+    found = np.zeros(n_uniq + 1, dtype=np.int64)
+    found[row[group_start]] = counts
+    if inv is None and mask is None:
+        out, found = condensed[:n_uniq], found[:n_uniq]
+    else:  # one gather to the selection's order, repeats and masked entries
+        take = np.arange(n_uniq) if inv is None else inv
+        if mask is not None:
+            full = np.full(n_elem, n_uniq, dtype=np.int64)
+            full[~mask] = take
+            take = full
+        out, found = condensed[take], found[take]
+    empty = np.arange(width) >= found[:, None]
+    empty = np.broadcast_to(empty.reshape(empty.shape + (1,) * len(rowshape)), out.shape)
     return ma.array(out, mask=empty.copy(), shrink=False)
+
+
+def _in_order(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the pairs (a, b) are sorted by a, then b."""
+    step_a, step_b = a[1:] - a[:-1], b[1:] - b[:-1]
+    return bool(np.all((step_a > 0) | ((step_a == 0) & (step_b >= 0))))
 
 
 def dereference_chain(sel, refs, data=None, regions=None, mask=None, ref_directions=None,
@@ -152,7 +188,7 @@ def dereference_chain(sel, refs, data=None, regions=None, mask=None, ref_directi
     """Follow several references in turn (A -> B -> C ...) from selection `sel`
     of the first dataset; returns a masked array shaped (len(sel), n1, n2, ...)
     of the last dataset's rows (or indices)."""
-    sel = np.r_[sel].astype(np.int64, copy=False)
+    sel = indices(sel)
     mask = np.zeros(sel.shape, dtype=bool) | (np.asarray(mask, dtype=bool) if mask is not None else False)
     current = ma.array(sel, mask=mask, shrink=False)
     shape: tuple[int, ...] = (len(sel),)

@@ -9,6 +9,7 @@ finish hook, a generator step, a chunk's stages) writes into an
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from . import components, discovery, provenance
+from . import components, discovery, provenance, reuse
+from .builtins import SliceList
 from .config import Component, Requirement, Workflow, load_workflow
 from .datamanager import H5FlowDataManager, open_output
-from .dereference import dereference_chain
+from .dereference import dereference_chain, indices
 from .errors import FlowError
 from .journal import Journal, ResumePoint, journal_path
 from .overlay import Overlay, commit
@@ -96,11 +98,64 @@ class Options:
         return dict(self.connector_options, **({"connector": self.connector} if self.connector else {}))
 
 
+class StageCache(dict):
+    """The cache a stage's ``run`` gets: a dict that notes which entries the
+    stage looked at (`used`), so its record lists only the requirements it used."""
+
+    __slots__ = ("used",)
+
+    def __getitem__(self, key):
+        self.used.add(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        self.used.add(key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key) -> bool:
+        self.used.add(key)
+        return dict.__contains__(self, key)
+
+    def _all(self):
+        self.used.update(dict.keys(self))
+        return self
+
+    def __iter__(self):
+        return dict.__iter__(self._all())
+
+    def keys(self):
+        return dict.keys(self._all())
+
+    def values(self):
+        return dict.values(self._all())
+
+    def items(self):
+        return dict.items(self._all())
+
+    def copy(self) -> dict:
+        return dict(self._all())
+
+
+class ReplayedSource(SliceList):
+    """Stands in for a reused generator: the chunks of the run it is reused
+    from, whose rows are already in the output."""
+
+    def __init__(self, slices) -> None:
+        self.slices = [slice(int(a), int(b)) for a, b in slices]
+        self.iteration = 0
+
+    def init(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 class WorkflowRun:
     """One config run into the output."""
 
     def __init__(self, wf: Workflow, index: int, opts: Options, comm, journal: Journal | None,
-                 resume_point: ResumePoint | None, previous_run: str | None) -> None:
+                 resume_point: ResumePoint | None) -> None:
         self.wf = wf
         self.index = index
         self.opts = opts
@@ -109,17 +164,22 @@ class WorkflowRun:
         self.size = comm.Get_size() if comm is not None else 1
         self.journal = journal if self.rank == 0 else None
         self.resume_point = resume_point
-        self.previous_run = previous_run
         self.profile = Profile()
         self.store: Store | None = None
         self.record: str | None = None
+        self.run_id = ""
+        self.plan: reuse.Plan | None = None
+        self.access: dict[str, reuse.Access] = {}  # per component that runs
+        self.req_access: dict[str, reuse.Access] = {}  # per requirement: what loading it reads
+        self.cache_used: dict[str, set[str]] = {}  # per stage: the cache entries it looked at
         self.chunks_done = 0
         self.rows_done = 0
-        self.slices: list[tuple[int, int]] = []
+        self.slices: list[tuple[int, int]] = []  # every chunk's source slice, in order
         self._unjournaled: list[tuple[int, int]] = []
         self._last_checkpoint = time.monotonic()
         self.source = wf.source.dset_name
         self.between_stages = None  # rank 0 under MPI answers other ranks between its own stages
+        self.follow_up = False  # a pass after a partial run (see `run`)
 
     # -- building ------------------------------------------------------------------------------
     def _classes(self) -> dict[str, type]:
@@ -129,16 +189,20 @@ class WorkflowRun:
         return found
 
     def _component_records(self, classes: dict[str, type]) -> list[dict]:
-        wf = self.wf
+        wf, opts = self.wf, self.opts
         recs = [provenance.component_record("resource", c.name, classes[c.name], c.params) for c in wf.resources]
-        recs.append(provenance.component_record("generator", wf.source.name, classes[wf.source.name],
-                                                wf.source.params, {"dset_name": wf.source.dset_name}))
+        recs.append(provenance.component_record(
+            "generator", wf.source.name, classes[wf.source.name], wf.source.params,
+            {"dset_name": wf.source.dset_name, "input_identity": provenance.input_identity(opts.input_filename,
+                                                                                           opts.output),
+             "bounds": {"start": opts.start_position, "end": opts.end_position, "drop": wf.drop}}))
         recs += [provenance.component_record("stage", c.name, classes[c.name], c.params,
                                               {"requires": [r.as_dict() for r in c.requires]}) for c in wf.stages]
         return recs
 
     def _build(self, classes: dict[str, type], dm: H5FlowDataManager) -> None:
-        opts, wf = self.opts, self.wf
+        """Make the resources, the generator (on rank 0) and the stages that run."""
+        opts, wf, plan = self.opts, self.wf, self.plan
         components.resources.clear()
         for comp in wf.resources:
             cls = classes[comp.name]
@@ -150,18 +214,43 @@ class WorkflowRun:
                     start_position=opts.start_position, end_position=opts.end_position, **comp.params))
         self.generator = None
         if self.rank == 0:
-            cls = classes[wf.source.name]
-            self.generator = _call(f"generator {wf.source.name!r}", lambda: cls(
-                classname=wf.source.classname, dset_name=wf.source.dset_name, data_manager=dm,
-                input_filename=opts.input_filename, start_position=opts.start_position,
-                end_position=opts.end_position, **wf.source.params))
+            if not plan.runs(wf.source.name):
+                self.generator = ReplayedSource(plan.base["slices"])
+            else:
+                cls = classes[wf.source.name]
+                self.generator = _call(f"generator {wf.source.name!r}", lambda: cls(
+                    classname=wf.source.classname, dset_name=wf.source.dset_name, data_manager=dm,
+                    input_filename=opts.input_filename, start_position=opts.start_position,
+                    end_position=opts.end_position, **wf.source.params))
         self.stages = []
-        for comp in wf.stages:
+        self.parts: list[tuple[Any, list[Requirement]]] = []  # the stages that run, each with its cache's requirements
+        for i, comp in enumerate(wf.stages):
+            if not plan.runs(comp.name):
+                continue
             cls = classes[comp.name]
-            self.stages.append(_call(f"stage {comp.name!r}", lambda cls=cls, comp=comp: cls(
+            stage = _call(f"stage {comp.name!r}", lambda cls=cls, comp=comp: cls(
                 classname=comp.classname, name=comp.name, data_manager=dm,
-                requires=[r.as_dict() for r in comp.requires], **comp.params)))
-        self.requirements = [[r for comp in wf.stages[: i + 1] for r in comp.requires] for i in range(len(wf.stages))]
+                requires=[r.as_dict() for r in comp.requires], **comp.params))
+            self.stages.append(stage)
+            self.parts.append((stage, [r for c in wf.stages[: i + 1] for r in c.requires]))
+        # Stages from the first `in_order` one on run on rank 0, chunk by chunk in order, after the
+        # chunk's earlier stages are committed (they see every earlier chunk's rows).
+        first = next((i for i, (st, _) in enumerate(self.parts) if getattr(st, "in_order", False)), len(self.parts))
+        self.head, self.tail = self.parts[:first], self.parts[first:]
+        self.publishes = any(getattr(st, "publish", False) for st in self.stages)
+
+    def resource_reused(self, classname: str) -> bool:
+        return not self.plan.runs(classname)
+
+    def track(self, dm: H5FlowDataManager, component: str | None) -> None:
+        """Note what `dm` reads and writes from now on as `component`'s (None: nobody's)."""
+        if component is None:
+            dm._access = None
+            return
+        got = self.access.get(component)
+        if got is None:
+            got = self.access[component] = reuse.Access()
+        dm._access = got
 
     # -- the cache ---------------------------------------------------------------------------------
     def _load_requirement(self, dm: H5FlowDataManager, req: Requirement, source_slice: slice, stage: str):
@@ -176,7 +265,7 @@ class WorkflowRun:
             else:
                 if not dm.dset_exists(path[0]):
                     raise FlowError(f"no dataset {path[0]!r} and no references from {source!r} to it")
-                return np.r_[source_slice] if req.index_only else dm.get_dset(path[0])[source_slice]
+                return indices(source_slice) if req.index_only else dm.get_dset(path[0])[source_slice]
             data = dm.get_dset(path[-1])
             refs, dirs = zip(*[dm.get_ref(p, c) for p, c in chain], strict=True)
             regions = [dm.get_ref_region(p, c) for p, c in chain]
@@ -187,58 +276,145 @@ class WorkflowRun:
         except Exception as exc:
             raise FlowError(f"{what} could not be loaded: {type(exc).__name__}: {exc}") from exc
 
-    def run_stages(self, dm: H5FlowDataManager, source_slice: slice, chunk: int) -> None:
-        """Run every stage on one chunk (into the data manager's current overlay)."""
-        cache: dict[str, Any] = {}
+    def run_stages(self, dm: H5FlowDataManager, source_slice: slice, chunk: int, parts=None) -> None:
+        """Run stages (`parts`, default all that run) on one chunk, into the data manager's current overlay."""
+        cache = StageCache()
+        has = dict.__contains__  # the engine's own look-ups are not the stage's
         source = self.source
         prof = self.profile
-        for stage, reqs in zip(self.stages, self.requirements, strict=True):
-            t0 = time.perf_counter()
-            names = {r.name for r in reqs}
-            for key in [k for k in cache if k not in names and k != source]:
-                del cache[key]
-            if source not in cache:
-                cache[source] = dm.get_dset(source)[source_slice]
-            for req in reqs:
-                if req.name not in cache:
-                    cache[req.name] = self._load_requirement(dm, req, source_slice, stage.name)
-            t1 = time.perf_counter()
-            prof.add("requirements", t1 - t0)
-            _call(f"stage {stage.name!r} on chunk {chunk} {source_slice}", stage.run, source, source_slice, cache)
-            prof.add(stage.name, time.perf_counter() - t1)
-            if self.between_stages is not None:
-                while self.between_stages():
-                    pass
+        req_access = self.req_access
+        try:
+            for stage, reqs in self.parts if parts is None else parts:
+                t0 = time.perf_counter()
+                names = {r.name for r in reqs}
+                for key in [k for k in dict.keys(cache) if k not in names and k != source]:
+                    del cache[key]
+                if not has(cache, source):
+                    dm._access = None
+                    cache[source] = dm.get_dset(source)[source_slice]
+                for req in reqs:
+                    if not has(cache, req.name):
+                        got = req_access.get(req.name)
+                        dm._access = got if got is not None else req_access.setdefault(req.name, reuse.Access())
+                        cache[req.name] = self._load_requirement(dm, req, source_slice, stage.name)
+                used = self.cache_used.get(stage.name)
+                cache.used = used if used is not None else self.cache_used.setdefault(stage.name, set())
+                self.track(dm, stage.name)
+                t1 = time.perf_counter()
+                prof.add("requirements", t1 - t0)
+                _call(f"stage {stage.name!r} on chunk {chunk} {source_slice}", stage.run, source, source_slice, cache)
+                prof.add(stage.name, time.perf_counter() - t1)
+                dm._access = None
+                if self.between_stages is not None:
+                    while self.between_stages():
+                        pass
+        finally:
+            dm._access = None
+
+    def stage_reads(self) -> dict[str, set[str]]:
+        """Per stage that ran: what loading its source (whose chunks it runs on),
+        its own requirements and the other cache entries it used read (the cache
+        also holds earlier stages' requirements, as in h5flow)."""
+        out = {}
+        own = {c.name: {r.name for r in c.requires} for c in self.wf.stages}
+        for stage, _ in self.parts:
+            reads = {norm(f"{self.source}/data")}
+            for key in own[stage.name] | self.cache_used.get(stage.name, set()):
+                if key in self.req_access:
+                    reads |= self.req_access[key].reads
+            out[stage.name] = reads
+        return out
 
     # -- rank 0: output, init, checkpoints, finish ------------------------------------------------------
-    def _prepare_output(self, classes: dict[str, type]) -> None:
-        opts = self.opts
-        copies = getattr(classes[self.wf.source.name], "copies_input", False)
+    def _open(self, mode: str = "a"):
+        return open_output(self.opts.output, mode, **self.opts.open_options())
+
+    def prepare_output(self, classes: dict[str, type], records: list[dict]) -> None:
+        """Open the output, plan what runs (`reuse`), copy the input for
+        generators that ask for it, and delete what rerun components wrote before."""
+        opts, wf = self.opts, self.wf
+        names = [r["name"] for r in records]
+        out = self._open()
+
+        def exists(path: str) -> bool:
+            return not norm(path) or norm(path) in out
+
+        if self.resume_point is not None:
+            self.record = self.resume_point.record
+            self.run_id = str(out[provenance.GROUP][self.record].attrs.get("run_id", ""))
+            self.plan = self._plan_of_record(out, names)
+        elif opts.reuse:
+            self.plan = reuse.make_plan(provenance.past_runs(out), records, exists)
+        else:  # h5flow's behaviour: everything runs again, appending to what is there
+            self.plan = reuse.Plan(None, names, [], {})
+        if self.plan.base is not None:
+            self.plan.base = dict(self.plan.base, slices=self.plan.base["slices"][()]
+                                  if self.plan.base["slices"] is not None else np.zeros((0, 2), "i8"))
         inp = opts.input_filename
-        if copies and inp and inp != opts.output and self.resume_point is None:
+        gen = wf.source.name
+        copies = getattr(classes[gen], "copies_input", False) and inp and inp != opts.output
+        if copies and self.plan.runs(gen) and self.resume_point is None and self.plan.run:
+            out.close()
             if "://" in inp or "://" in opts.output or opts.connector:
-                with open_output(opts.output, "w", **opts.open_options()) as dst:
+                with self._open("w") as dst:
                     copy_tree(inp, dst, opts.open_options())
             else:
                 shutil.copyfile(inp, opts.output)
-        out = open_output(opts.output, "a", **opts.open_options())
+            out = self._open()
+            self.plan = reuse.Plan(None, names, [], {})
+            self._note_copied(out)
+        elif self.resume_point is None and self.plan.run and self.plan.base is not None:
+            deleted = reuse.cleanup(out, self.plan)
+            log.info("deleted what the components that run again wrote before: %s", ", ".join(deleted) or "nothing")
         scratch = None if "://" in opts.output else os.path.dirname(os.path.abspath(opts.output))
         self.store = Store(out, self.wf.drop, scratch_dir=scratch)
+
+    def _plan_of_record(self, out, names: list[str]) -> reuse.Plan:
+        """The plan an interrupted run was following (from its record)."""
+        rec = out[provenance.GROUP][self.record]
+        saved = json.loads(rec.attrs.get("plan", "{}"))
+        base = next((r for r in provenance.past_runs(out) if r["name"] == saved.get("base")), None)
+        if saved.get("base") and base is None:
+            raise FlowError(f"cannot resume: the run {self.record} reused {saved['base']}, which is gone")
+        run = saved.get("run", names)
+        return reuse.Plan(base, run, [n for n in names if n not in run], saved.get("reasons", {}))
+
+    def _note_copied(self, out) -> None:
+        """The generator's copy of the input is the generator's output."""
+        import h5py
+
+        got = self.access.setdefault(self.wf.source.name, reuse.Access())
+
+        def visit(name, obj):
+            if name.split("/")[0] == provenance.GROUP:
+                return
+            if isinstance(obj, h5py.Dataset):
+                got.writes.add(name)
+            else:
+                got.created.add(name)
+                if len(obj.attrs):
+                    got.set_attrs(name, obj.attrs.keys())
+
+        out.visititems(visit)
 
     def lengths(self) -> dict[str, int]:
         store = self.store
         return {p: store.length(p) for p, t in store.tables.items() if store.route(p) is store.output}
 
-    def unit(self, dm: H5FlowDataManager, what: str, fn, *args, forbid: set | None = None):
-        """Run `fn` as one unit of work on rank 0 and commit it."""
+    def unit(self, dm: H5FlowDataManager, what: str, fn, *args, forbid: set | None = None,
+             component: str | None = None, discard: bool = False):
+        """Run `fn` as one unit of work on rank 0 and commit it (or drop its writes: `discard`)."""
         ov = Overlay(self.store)
         dm._attach(self.store, ov)
+        self.track(dm, None if discard else component)
         try:
             result = _call(what, fn, *args)
         finally:
             dm._attach(self.store, None)
-        with self.profile_step("commit"):
-            commit(self.store, ov, forbid)
+            dm._access = None
+        if not discard:
+            with self.profile_step("commit"):
+                commit(self.store, ov, forbid)
         return result, ov
 
     def profile_step(self, step: str):
@@ -248,10 +424,13 @@ class WorkflowRun:
         self.chunks_done += 1
         rows = max(0, (source_slice.stop or 0) - (source_slice.start or 0))
         self.rows_done += rows
+        self.slices.append((source_slice.start, source_slice.stop))
         self._unjournaled.append((source_slice.start, source_slice.stop))
         progress.update(1, rows, nbytes)
 
     def maybe_checkpoint(self, lengths: dict | None = None, force: bool = False) -> None:
+        """Write pending rows to the output and a journal checkpoint, when due
+        (`force`: now; publishing stages ask for one every chunk)."""
         store = self.store
         due = store.pending_bytes() >= self.opts.flush_bytes or (
             time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_seconds)
@@ -260,6 +439,7 @@ class WorkflowRun:
         with self.profile_step("flush"):
             if self.journal is not None:
                 self.journal.before_flush(self.index)
+            provenance.update_record(store.output, self.record, chunks=self.chunks_done, rows=self.rows_done)
             store.flush()
             if self.journal is not None:
                 self.journal.checkpoint(self.index, self.chunks_done, self._unjournaled, lengths or self.lengths())
@@ -278,6 +458,7 @@ class WorkflowRun:
         store.output.flush()
         self.chunks_done = point.chunks
         self.slices = list(point.slices)
+        self.rows_done = sum(max(0, b - a) for a, b in self.slices)
 
     def replay_generator(self, dm: H5FlowDataManager, point: ResumePoint) -> None:
         """Advance the generator past the chunks already done: its next() runs
@@ -295,6 +476,30 @@ class WorkflowRun:
                 raise FlowError(f"cannot resume: the generator gave {sl} for chunk {k}, not {point.slices[k]} as "
                                 "before (is it deterministic?)")
             replay.advance(ov)
+
+    def access_record(self) -> dict:
+        """Every component's access record for the provenance: its own from this
+        run if it ran, else the one of the run it is reused from."""
+        out = self.store.output
+        earlier = reuse.written_stamps(provenance.past_runs(out))
+        mine = reuse.stamp(self.record, self.run_id)
+        for name in self.plan.run:
+            acc = self.access.get(name)
+            if acc is not None:
+                for path in [*acc.writes, *acc.attrs]:
+                    earlier[path] = mine
+        stamp_of = reuse.stamp_function(earlier, lambda p: not norm(p) or norm(p) in out)
+        cache_reads = self.stage_reads()
+        records = {}
+        base_access = self.plan.base["access"] if self.plan.base is not None else {}
+        for comp in [*self.wf.resources, self.wf.source, *self.wf.stages]:
+            if not self.plan.runs(comp.name):
+                records[comp.name] = dict(base_access[comp.name])
+                continue
+            acc = self.access.get(comp.name) or reuse.Access()
+            acc.reads |= cache_reads.get(comp.name, set())
+            records[comp.name] = acc.record(mine, stamp_of)
+        return records
 
     def drop_objects(self) -> None:
         """Delete dropped objects that are in the output itself (those created
@@ -378,7 +583,6 @@ def run(configs: list[str] | str, output_filename: str, input_filename: str | No
         elif os.path.exists(journal.path):
             os.remove(journal.path)  # a fresh run starts a fresh journal
     summaries = []
-    previous_run = None
     with h5flow_compat():
         for index, config in enumerate(configs):
             if index > 0:
@@ -391,9 +595,18 @@ def run(configs: list[str] | str, output_filename: str, input_filename: str | No
             if skip:
                 summaries.append({"config": config, "status": "done before (resumed past it)"})
                 continue
-            job = WorkflowRun(wf, index, opts, comm, journal, resume_point, previous_run)
-            summary = scheduler.execute(job)
-            previous_run = summary.get("record")
+            summary = scheduler.execute(WorkflowRun(wf, index, opts, comm, journal, resume_point))
+            # A stage that ran may now write what a reused one read (its outputs are known only once it ran):
+            # plan again against the run just finished until nothing is left to run.
+            for _ in range(len(wf.stages) + 1):
+                if summary["status"] != "finished" or not summary.get("reused"):
+                    break
+                job = WorkflowRun(wf, index, opts, comm, journal, None)
+                job.follow_up = True
+                again = scheduler.execute(job)
+                if again["status"] != "finished":
+                    break
+                summary = dict(again, passes=summary.get("passes", 1) + 1)
             summaries.append(summary)
     if journal is not None:
         journal.close(remove=True)

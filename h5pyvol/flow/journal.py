@@ -106,6 +106,7 @@ class Journal:
                     break  # a torn last line: the crash came while writing it
                 kind = rec.get("type")
                 if kind == "start":
+                    finished.discard(rec["config"])  # a later pass of a config that finished once
                     point = ResumePoint(rec["config"], rec["lengths0"], lengths=dict(rec["lengths0"]),
                                         record=rec.get("record"))
                 elif kind == "undo" and point is not None:

@@ -21,8 +21,8 @@ def _first_last(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct values of `idx` and the positions of their first and last occurrences."""
     n = len(idx)
     if n > 1 and np.all(idx[1:] >= idx[:-1]):
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        ends = np.r_[starts[1:], n] - 1
+        starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+        ends = np.append(starts[1:], n) - 1
         return idx[starts], starts, ends
     lo, hi = int(idx.min()), int(idx.max()) + 1
     if hi - lo <= 4 * n + 4096:
@@ -265,7 +265,7 @@ def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[st
         span = spans.get(path)
         table = ref_tables.get(path)
         for start, arr in pieces:
-            if table is not None:
+            if table is not None and any(spans.get(d, (0, 0, 0))[2] for d in (table.dset0, table.dset1)):
                 arr = np.stack([_relocate_values(arr[:, 0], spans.get(table.dset0)),
                                 _relocate_values(arr[:, 1], spans.get(table.dset1))], axis=1)
             if span is None or span[2] == 0:

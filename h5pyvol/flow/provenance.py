@@ -1,15 +1,14 @@
-"""Provenance and reuse: what produced an output, and whether it may be reused.
+"""Provenance: the record of what produced an output.
 
 Every workflow run leaves a record, the group ``/h5pyvol_flow/runNNN``, whose
-attributes hold the config (file and text), each component's class, class
-version, parameters and code hash (the SHA-256 of the module that defines the
-class), the input's identity, the versions of the software, the chunk count,
-the status and the time profile.
-
-A later run of a workflow reuses a finished record instead of running again
-when every component matches: same class, class version, parameters and
-input, and the same code hash, or one the class lists in ``equivalent_hashes``
-(its author's statement that older code gave the same output).
+attributes hold the config (file and text), each component's identity (class,
+class version, parameters, code hash: the SHA-256 of the module that defines
+the class; for the generator also the input's identity and the bounds), a run
+id, the reuse plan, what each component read and wrote with the version
+stamps of its inputs (``access``, see `reuse`), the versions of the software,
+the chunk and row counts (updated at each checkpoint while it runs), the
+status and the time profile. Its dataset ``slices`` holds the source slice of
+every chunk, so a later run can go over the same chunks without its generator.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import os
 import platform
 import sys
 import time
+import uuid
 from typing import Any
 
 import h5py
@@ -43,8 +43,13 @@ def code_hash(cls: type) -> str:
             return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
         except (OSError, TypeError):
             return hashlib.sha256(cls.__qualname__.encode()).hexdigest()
-    kept = [ast.get_source_segment(source, node) or ast.dump(node) for node in tree.body
-            if not (isinstance(node, ast.ClassDef) and node.name != cls.__name__)]
+    lines = source.splitlines(keepends=True)
+    kept = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name != cls.__name__:
+            continue
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("".join(lines[first - 1: node.end_lineno]))
     return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
@@ -67,10 +72,13 @@ def component_record(role: str, name: str, cls: type, params: dict, extra: dict 
             **(extra or {})}
 
 
-def input_identity(input_filename: str | None, previous_run: str | None) -> dict:
-    """What the run reads besides its own code: the input file (path, size,
-    mtime) and, when it reads the output itself, the run that wrote it."""
-    ident: dict[str, Any] = {"input": input_filename, "previous_run": previous_run}
+def input_identity(input_filename: str | None, output_filename: str) -> dict:
+    """What the generator reads besides its own code and the output: the input
+    file (path, size, mtime). When the input is the output itself (the second
+    config of a sequence), what it reads there has version stamps instead."""
+    if input_filename is not None and input_filename == output_filename:
+        return {"input": "the output"}
+    ident: dict[str, Any] = {"input": input_filename}
     if input_filename and "://" not in input_filename and os.path.exists(input_filename):
         st = os.stat(input_filename)
         ident.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
@@ -84,48 +92,56 @@ def versions() -> dict:
             "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _matches(old: dict, new: dict) -> bool:
-    same_code = old["code_hash"] == new["code_hash"] or old["code_hash"] in new.get("equivalent_hashes", [])
-    keys = ("role", "name", "classname", "class_version", "params")
-    return same_code and all(old.get(k) == new.get(k) for k in keys)
+def _index(name: str) -> int:
+    return int(name[3:]) if name.startswith("run") and name[3:].isdigit() else -1
 
 
-def find_reusable(f: h5py.File, components: list[dict], ident: dict, bounds: dict) -> str | None:
-    """The name of a finished run record that matches, or None."""
+def past_runs(f: h5py.File) -> list[dict]:
+    """The finished run records of `f`, oldest first: name, components, access, run id, slices."""
     if GROUP not in f:
-        return None
-    for name in sorted(f[GROUP], reverse=True):
-        attrs = f[GROUP][name].attrs
+        return []
+    out = []
+    for name in sorted(f[GROUP], key=_index):
+        rec = f[GROUP][name]
+        attrs = rec.attrs
         if attrs.get("status") != "finished":
             continue
         try:
-            old = json.loads(attrs["components"])
-            old_ident = json.loads(attrs["input_identity"])
-            old_bounds = json.loads(attrs["bounds"])
+            entry = {"name": name, "components": json.loads(attrs["components"]),
+                     "access": json.loads(attrs["access"]) if "access" in attrs else None,
+                     "run_id": str(attrs.get("run_id", ""))}
         except (KeyError, ValueError):
             continue
-        if old_ident != ident or old_bounds != bounds or len(old) != len(components):
-            continue
-        if all(_matches(o, n) for o, n in zip(old, components, strict=True)):
-            return name
-    return None
+        entry["slices"] = rec["slices"] if "slices" in rec else None
+        out.append(entry)
+    return out
 
 
-def start_record(f: h5py.File, config_file: str, config_text: str, components: list[dict], ident: dict,
-                 bounds: dict, ranks: int) -> str:
+def start_record(f: h5py.File, config_file: str, config_text: str, components: list[dict], ranks: int,
+                 plan_json: str) -> tuple[str, str]:
+    """A new record (status running); returns its name and run id."""
     group = f.require_group(GROUP)
-    name = f"run{len(group):03d}"
+    name = f"run{max([_index(n) for n in group] + [-1]) + 1:03d}"
     rec = group.create_group(name)
+    run_id = uuid.uuid4().hex[:16]
     rec.attrs.update({
         "config_file": os.path.abspath(config_file), "config": config_text, "components": json.dumps(components),
-        "input_identity": json.dumps(ident), "bounds": json.dumps(bounds), "versions": json.dumps(versions()),
-        "ranks": ranks, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": json.dumps(versions()), "ranks": ranks, "status": "running", "run_id": run_id,
+        "plan": plan_json, "chunks": 0, "rows": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     for comp in components:
         rec.attrs[f"code_hash:{comp['name']}"] = comp["code_hash"]
-    return name
+    return name, run_id
 
 
-def finish_record(f: h5py.File, name: str, **attrs: Any) -> None:
+def update_record(f: h5py.File, name: str, **attrs: Any) -> None:
+    f[GROUP][name].attrs.update(attrs)
+
+
+def finish_record(f: h5py.File, name: str, slices: np.ndarray, access: dict, **attrs: Any) -> None:
     rec = f[GROUP][name]
-    rec.attrs.update({**attrs, "status": "finished", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if "slices" in rec:
+        del rec["slices"]
+    rec.create_dataset("slices", data=np.asarray(slices, dtype=np.int64).reshape(-1, 2))
+    rec.attrs.update({**attrs, "access": json.dumps(access), "status": "finished",
+                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

@@ -8,6 +8,14 @@ commits the stage overlays in chunk order (`overlay.commit` moves appended
 rows and the references to them). Other ranks see the output as it was after
 init (a snapshot; rows are fetched from rank 0 on demand). A rank with nothing
 to do just waits for messages, so it cannot hold the others up.
+
+Stages from the first one marked ``in_order`` on (a viewer gathering every
+worker's rows, say) run on rank 0 as each chunk is committed, in chunk order.
+A stage marked ``publish`` makes the engine write the output and a journal
+checkpoint after every chunk, so readers see its rows as the run goes.
+
+Only the components the reuse plan (`reuse`) says must run are run; the
+others' outputs are already in the file.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import h5py
 
-from . import components, provenance
+from . import components, provenance, reuse
 from .components import H5FlowGenerator
 from .datamanager import H5FlowDataManager
 from .errors import FlowError
@@ -135,37 +143,40 @@ def execute(job) -> dict:
     classes = job._classes()
     dm = H5FlowDataManager(job.opts.output, drop_list=job.wf.drop)
     error = None
-    reused = None
+    plan = None
     if rank == 0:
         try:
-            job._prepare_output(classes)
-            dm._attach(job.store)
             records = job._component_records(classes)
-            ident = provenance.input_identity(job.opts.input_filename, job.previous_run)
-            bounds = {"start": job.opts.start_position, "end": job.opts.end_position, "drop": job.wf.drop}
+            job.prepare_output(classes, records)
+            dm._attach(job.store)
             if job.resume_point is not None:
                 job._restore(job.resume_point)
-                job.record = job.resume_point.record
-            elif job.opts.reuse:
-                reused = provenance.find_reusable(job.store.output, records, ident, bounds)
-            if reused is None and job.record is None:
-                job.record = provenance.start_record(job.store.output, job.wf.file, job.wf.text, records, ident,
-                                                     bounds, job.size)
+            elif job.plan.run:
+                job.record, job.run_id = provenance.start_record(job.store.output, job.wf.file, job.wf.text,
+                                                                 records, job.size, job.plan.as_json())
+            plan = (job.plan.run, job.plan.reused, job.plan.base_name)
         except Exception as exc:  # reported on every rank below
             error = exc
     if comm is not None:
-        error_text, reused = comm.bcast((str(error) if error else None, reused), root=0)
+        error_text, plan = comm.bcast((str(error) if error else None, plan), root=0)
         if error_text and error is None:
             raise FlowError(f"rank 0 failed: {error_text}")
     if error is not None:
         raise error
-    if reused is not None:
+    if rank != 0:
+        job.plan = reuse.Plan(None, plan[0], plan[1])
+    if not job.plan.run:
+        base = plan[2]
         if rank == 0:
             job.store.close()
             job.store.output.close()
-            print(f"{job.wf.file}: reusing {provenance.GROUP}/{reused} (same classes, versions, parameters, "
-                  "code and input); not run again")
-        return {"config": job.wf.file, "status": "reused", "record": reused}
+            if not job.follow_up:
+                print(f"{job.wf.file}: reusing {provenance.GROUP}/{base} (same classes, versions, parameters, "
+                      "code and inputs); not run again")
+        return {"config": job.wf.file, "status": "reused", "record": base}
+    if rank == 0 and job.plan.reused:
+        print(f"{job.wf.file}: {'running again after this run changed what they read: ' if job.follow_up else ''}"
+              f"{job.plan.describe()}")
     job._build(classes, dm)
     if comm is None:
         _serial(job, dm)
@@ -175,7 +186,8 @@ def execute(job) -> dict:
         _worker(job, dm)
     wall = time.perf_counter() - t_start
     summary = {"config": job.wf.file, "status": "finished", "record": job.record, "chunks": job.chunks_done,
-               "rows": job.rows_done, "seconds": wall, "profile": job.profile.as_dict()}
+               "rows": job.rows_done, "seconds": wall, "profile": job.profile.as_dict(), "ran": list(job.plan.run),
+               "reused": list(job.plan.reused)}
     if rank == 0:
         _close(job, wall)
     if comm is not None:
@@ -183,14 +195,23 @@ def execute(job) -> dict:
     return summary
 
 
+def _hooks(job, kind: str) -> list[tuple[str, Any, tuple, str, bool]]:
+    """This rank's init or finish hooks, in order: (what, hook, its arguments, component, drop its writes)."""
+    source = job.source
+    res = [(f"resource {c}.{kind}", getattr(r, kind), (source,), c, job.resource_reused(c))
+           for c, r in components.resources.items()]
+    stages = [(f"stage {st.name!r}.{kind}", getattr(st, kind), (source,), st.name, False) for st in job.stages]
+    gen = []
+    if job.generator is not None:
+        gen = [(f"generator {job.wf.source.name!r}.{kind}", getattr(job.generator, kind), (), job.wf.source.name,
+                False)]
+    return res + gen + stages if kind == "init" else gen + stages + res
+
+
 def _init(job, dm: H5FlowDataManager) -> None:
     """Rank 0: every init hook as a unit of work, then a flush."""
-    source = job.source
-    for classname, res in components.resources.items():
-        job.unit(dm, f"resource {classname}.init", res.init, source)
-    job.unit(dm, f"generator {job.wf.source.name!r}.init", job.generator.init)
-    for stage in job.stages:
-        job.unit(dm, f"stage {stage.name!r}.init", stage.init, source)
+    for what, fn, args, comp, discard in _hooks(job, "init"):
+        job.unit(dm, what, fn, *args, component=comp, discard=discard)
     job.store.flush()
     if job.resume_point is not None:
         job.replay_generator(dm, job.resume_point)
@@ -199,18 +220,15 @@ def _init(job, dm: H5FlowDataManager) -> None:
 
 
 def _finish_rank0(job, dm: H5FlowDataManager) -> None:
-    source = job.source
-    job.unit(dm, f"generator {job.wf.source.name!r}.finish", job.generator.finish)
-    for stage in job.stages:
-        job.unit(dm, f"stage {stage.name!r}.finish", stage.finish, source)
-    for classname, res in components.resources.items():
-        job.unit(dm, f"resource {classname}.finish", res.finish, source)
+    for what, fn, args, comp, discard in _hooks(job, "finish"):
+        job.unit(dm, what, fn, *args, component=comp, discard=discard)
 
 
 def _generate(job, dm: H5FlowDataManager, chunk: int):
     """Rank 0: the generator's next chunk, committed at once (its rows are final)."""
     with job.profile_step("generator"):
-        sl, gov = job.unit(dm, f"generator {job.wf.source.name!r}.next (chunk {chunk})", job.generator.next)
+        sl, gov = job.unit(dm, f"generator {job.wf.source.name!r}.next (chunk {chunk})", job.generator.next,
+                           component=job.wf.source.name)
     if sl == H5FlowGenerator.EMPTY:
         return None, gov
     if not isinstance(sl, slice):
@@ -227,6 +245,17 @@ def _progress(job) -> Progress:
     return Progress(total, job.opts.progress, job.wf.source.name)
 
 
+def _run_chunk(job, dm: H5FlowDataManager, below, sl: slice, chunk: int, parts) -> Overlay:
+    """Run `parts` of the stages on one chunk into a new overlay over `below`."""
+    ov = Overlay(below)
+    dm._attach(job.store, ov)
+    try:
+        job.run_stages(dm, sl, chunk, parts)
+    finally:
+        dm._attach(job.store, None)
+    return ov
+
+
 def _serial(job, dm: H5FlowDataManager) -> None:
     _init(job, dm)
     progress = _progress(job)
@@ -236,16 +265,11 @@ def _serial(job, dm: H5FlowDataManager) -> None:
             sl, gov = _generate(job, dm, chunk)
             if sl is None:
                 break
-            sov = Overlay(job.store)
-            dm._attach(job.store, sov)
-            try:
-                job.run_stages(dm, sl, chunk)
-            finally:
-                dm._attach(job.store, None)
+            sov = _run_chunk(job, dm, job.store, sl, chunk, job.parts)
             with job.profile_step("commit"):
                 commit(job.store, sov)
             job.chunk_committed(sl, gov.nbytes() + sov.nbytes(), progress)
-            job.maybe_checkpoint()
+            job.maybe_checkpoint(force=job.publishes)
             chunk += 1
     finally:
         progress.close()
@@ -310,14 +334,20 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
             sov, nbytes = done.pop(next_commit)
             with job.profile_step("commit"):
                 commit(store, sov, gen_paths)
-            job.chunk_committed(slices.pop(next_commit), gen_nbytes.pop(next_commit, 0) + nbytes, progress)
+            sl = slices.pop(next_commit)
+            if job.tail:  # in-order stages: here, now that every earlier chunk is committed
+                tov = _run_chunk(job, dm, store, sl, next_commit, job.tail)
+                with job.profile_step("commit"):
+                    commit(store, tov, gen_paths)
+                nbytes += tov.nbytes()
+            job.chunk_committed(sl, gen_nbytes.pop(next_commit, 0) + nbytes, progress)
             lengths = job.lengths()
             for path, n in gen_lengths.pop(next_commit, {}).items():
                 lengths[path] = n
                 for region in store.regions_of.get(path, []):
                     if region in lengths:
                         lengths[region] = n
-            job.maybe_checkpoint(lengths)
+            job.maybe_checkpoint(lengths, force=job.publishes)
             next_commit += 1
 
     finished: dict[int, tuple] = {}
@@ -339,18 +369,15 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                 gen_lengths[next_chunk] = {p: store.length(p) for p in gen_paths}
                 slices[next_chunk] = sl
                 gen_nbytes[next_chunk] = gov.nbytes()
-                if free:
+                if not job.head:  # every stage runs in order, here
+                    done[next_chunk] = (Overlay(store), 0)
+                elif free:
                     target = min(free, key=lambda w: load[w])
                     outbox.send(("chunk", next_chunk, sl, gov, gen_lengths[next_chunk]), dest=target, tag=TAG_WORK)
                     load[target] += 1
                     in_flight[next_chunk] = target
                 else:  # every other rank is busy: run this chunk here
-                    sov = Overlay(store)
-                    dm._attach(store, sov)
-                    try:
-                        job.run_stages(dm, sl, next_chunk)
-                    finally:
-                        dm._attach(store, None)
+                    sov = _run_chunk(job, dm, store, sl, next_chunk, job.head)
                     done[next_chunk] = (sov, sov.nbytes())
                 next_chunk += 1
                 continue
@@ -377,10 +404,15 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         raise FlowError(errors[0])
     outbox.drain()
     for w in workers:
-        ov, prof = finished[w]
+        ov, prof, access, req_access, cache_used = finished[w]
         with job.profile_step("commit"):
             commit(store, ov)
         job.profile.merge(prof)
+        for mine, theirs in ((job.access, access), (job.req_access, req_access)):
+            for name, acc in theirs.items():
+                mine.setdefault(name, reuse.Access()).merge(acc)
+        for name, keys in cache_used.items():
+            job.cache_used.setdefault(name, set()).update(keys)
 
 
 def _abort_workers(comm, outbox: Outbox, workers: list[int], reason: str, store) -> None:
@@ -421,18 +453,23 @@ def _worker(job, dm: H5FlowDataManager) -> None:
     if kind == "error":
         raise FlowError(f"rank 0 failed: {payload}")
     base = SnapshotRows(comm, payload)
-    source = job.source
-    # init runs here too (stages may set themselves up in it); its writes were rank 0's to make.
+
     def stop(reason: str):
         outbox.send(("aborted",), dest=0, tag=TAG_DONE)
         outbox.drain()
         return FlowError(reason)
 
-    def hooks(names_and_calls) -> None:
-        """Run init or finish hooks; on failure tell rank 0 and stop when it says so."""
+    def hooks(which: str, ov: Overlay) -> None:
+        """Run init or finish hooks into `ov` (a reused resource's writes are dropped);
+        on failure tell rank 0 and stop when it says so."""
         try:
-            for what, fn in names_and_calls:
-                _report(outbox, what, fn, source)
+            for what, fn, args, comp, discard in _hooks(job, which):
+                dm._attach(None, Overlay(base) if discard else ov)
+                job.track(dm, None if discard else comp)
+                try:
+                    _report(outbox, what, fn, *args)
+                finally:
+                    dm._access = None
         except FlowError:
             _, _, msg = _poll(comm, 0, TAG_WORK)
             while msg[0] != "abort":
@@ -440,10 +477,8 @@ def _worker(job, dm: H5FlowDataManager) -> None:
             stop(msg[1])
             raise
 
-    ov = Overlay(base)
-    dm._attach(None, ov)
-    hooks([(f"resource {c}.init", r.init) for c, r in components.resources.items()]
-          + [(f"stage {st.name!r}.init", st.init) for st in job.stages])
+    # init runs here too (stages may set themselves up in it); its writes were rank 0's to make.
+    hooks("init", Overlay(base))
 
     while True:
         _, _, msg = _poll(comm, 0, TAG_WORK)
@@ -457,7 +492,7 @@ def _worker(job, dm: H5FlowDataManager) -> None:
         sov = Overlay(gov)
         dm._attach(None, sov)
         try:
-            job.run_stages(dm, sl, chunk)
+            job.run_stages(dm, sl, chunk, job.head)
         except Exception as exc:
             outbox.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
             while msg[0] != "abort":  # rank 0 answers with abort
@@ -466,10 +501,9 @@ def _worker(job, dm: H5FlowDataManager) -> None:
             raise
         outbox.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
     ov = Overlay(base)
-    dm._attach(None, ov)
-    hooks([(f"stage {st.name!r}.finish", st.finish) for st in job.stages]
-          + [(f"resource {c}.finish", r.finish) for c, r in components.resources.items()])
-    outbox.send(("finished", ov, job.profile.as_dict()), dest=0, tag=TAG_DONE)
+    hooks("finish", ov)
+    outbox.send(("finished", ov, job.profile.as_dict(), job.access, job.req_access, job.cache_used), dest=0,
+                tag=TAG_DONE)
     outbox.drain()
     dm._attach(None, None)
 
@@ -491,8 +525,8 @@ def _close(job, wall: float) -> None:
     job.drop_objects()
     store.flush()
     prof = job.profile
-    provenance.finish_record(store.output, job.record, chunks=job.chunks_done, rows=job.rows_done, wall_seconds=wall,
-                             **prof.attrs())
+    provenance.finish_record(store.output, job.record, job.slices, job.access_record(), chunks=job.chunks_done,
+                             rows=job.rows_done, wall_seconds=wall, **prof.attrs())
     store.close()
     store.output.close()
     if job.journal is not None:

@@ -30,6 +30,8 @@ FLUSH_BYTES = 64 << 20
 
 def norm(path: str) -> str:
     """'/a//b/' -> 'a/b': the one spelling of an object path in the engine."""
+    if type(path) is str and (not path or (path[0] != "/" and path[-1] != "/" and "//" not in path)):
+        return path  # already normal: the common case, on every row access
     return "/".join(p for p in str(path).split("/") if p)
 
 
@@ -152,6 +154,7 @@ class Store:
         self.scratch_path: str | None = None
         self.tables: dict[str, Table] = {}
         self.known: dict[str, str] = {}  # path -> "group" / "dataset", for paths known to exist
+        self.absent: set[str] = set()  # paths known not to exist (objects are made only through the Store)
         self.regions_of: dict[str, list[str]] = {}
         self.undo: Callable[[str, int, np.ndarray], None] | None = None
         self._scan_regions(output)
@@ -184,6 +187,7 @@ class Store:
 
     def h5(self, path: str) -> h5py.HLObject:
         """The h5py object at `path`, with every pending row of it written first."""
+        self.absent.clear()  # the caller may create objects through h5py
         path = norm(path)
         if path in self.tables:
             self.tables[path].flush()
@@ -192,12 +196,16 @@ class Store:
     # -- metadata -----------------------------------------------------------------------------
     def kind(self, path: str) -> str | None:
         path = norm(path)
-        if path in self.known:
-            return self.known[path]
+        got = self.known.get(path)
+        if got is not None:
+            return got
         if not path:
             return "group"
+        if path in self.absent:
+            return None
         f = self.route(path)
         if path not in f:
+            self.absent.add(path)
             return None
         self.known[path] = "dataset" if isinstance(f[path], h5py.Dataset) else "group"
         return self.known[path]
@@ -237,7 +245,14 @@ class Store:
         path = norm(path)
         if self.kind(path) is None:
             self.route(path).require_group(path)
-            self.known[path] = "group"
+            self._made(path, "group")
+
+    def _made(self, path: str, kind: str) -> None:
+        """`path` now exists, and so do the groups above it."""
+        self.known[path] = kind
+        if self.absent:
+            parts = path.split("/")
+            self.absent.difference_update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
 
     def create_dataset(self, path: str, dtype, rowshape=(), region_of: str | None = None) -> None:
         path = norm(path)
@@ -250,7 +265,7 @@ class Store:
         kwargs = {"fillvalue": np.zeros((), dtype)} if dtype.names else {}
         dset = self.route(path).create_dataset(path, shape=(0,) + rowshape, maxshape=(None,) + rowshape,
                                                dtype=dtype, chunks=(rows,) + rowshape, **kwargs)
-        self.known[path] = "dataset"
+        self._made(path, "dataset")
         self.tables[path] = Table(dset, DatasetInfo(dtype, rowshape, True, region_of))
         if region_of:
             self.regions_of.setdefault(norm(region_of), []).append(path)
@@ -269,6 +284,9 @@ class Store:
             del self.tables[name]
         for name in [p for p in self.known if p == path or p.startswith(path + "/")]:
             del self.known[name]
+        self.absent.add(path)
+        for paths in self.regions_of.values():
+            paths[:] = [p for p in paths if p != path and not p.startswith(path + "/")]
         f = self.route(path)
         if path in f:
             del f[path]

@@ -616,8 +616,14 @@ class ChunkedFile(api.File):
     # -- setup
 
     def new_token(self) -> bytes:
-        """8 bytes: a counter, then this writer's random 32-bit nonce."""
-        return struct.pack("<Q", (self._nonce << 32) | next(self._counter))
+        """8 bytes: a 24-bit counter, this writer's random 32-bit nonce, and a
+        zero byte, so that HDF5 1.10-style object references (and dimension
+        scales as h5py reads them) can hold it. A new nonce after 2**24 nodes."""
+        count = next(self._counter)
+        if count >= 1 << 24:
+            self._nonce, self._counter = secrets.randbelow(0xFFFFFFFF) + 1, itertools.count(1)
+            count = 0
+        return struct.pack("<Q", (self._nonce << 24) | count)
 
     def init_new(self, fcpl: bytes) -> None:
         self.file_id = uuid.uuid4().hex[:16]

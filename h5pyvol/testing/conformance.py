@@ -248,6 +248,8 @@ class ConnectorConformance:
             for target in (f, n):
                 target.create_dataset("d", data=base)
             assert_same(f["d"][index], n["d"][index])
+            if sel == "bool_mask" and h5py.version.version_tuple < (3, 16):
+                return  # h5py < 3.16 writes through no mask of fewer dimensions, natively neither
             patch = -np.asarray(n["d"][index]) - 1
             for target in (f, n):
                 target["d"][index] = patch

@@ -7,6 +7,14 @@ import numpy as np
 from h5flow.core import H5FlowGenerator, H5FlowStage
 
 
+def note_call(name, hook):
+    """Note one call of a component's hook in $H5PYVOL_FLOW_TEST_CALLS (for the reuse tests)."""
+    path = os.environ.get("H5PYVOL_FLOW_TEST_CALLS")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{name}.{hook}\n")
+
+
 class Counter(H5FlowGenerator):
     """Appends `chunk_size` rows (i, i*i) per chunk, `end_position` chunks."""
 
@@ -23,6 +31,7 @@ class Counter(H5FlowGenerator):
         self.data_manager.create_dset(self.dset_name, dtype=[("i", "i8"), ("sq", "f8")])
 
     def next(self):
+        note_call("counter", "next")
         if self.iteration >= self.end_position:
             return H5FlowGenerator.EMPTY
         self.iteration += 1
@@ -49,6 +58,7 @@ class Sparse(H5FlowStage):
         self.data_manager.create_ref(source_name, self.output)
 
     def run(self, source_name, source_slice, cache):
+        note_call(self.name, "run")
         if self.delay:
             time.sleep(self.delay)
         rows = cache[source_name]
@@ -67,10 +77,49 @@ class Reader(H5FlowStage):
         self.data_manager.create_dset("counted", dtype="i8")
 
     def run(self, source_name, source_slice, cache):
+        note_call(self.name, "run")
         got = cache["sparse"]  # (rows, matches, 2), masked where there is no match
         empty = np.ma.getmaskarray(got).reshape(len(got), -1).all(axis=1)
         self.data_manager.reserve_data("counted", source_slice)
         self.data_manager.write_data("counted", source_slice, (~empty).astype("i8"))
+
+
+class Scaled(H5FlowStage):
+    """Writes sq * `factor` for every source row, and references to them (reads only its source)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.factor = params.get("factor", 2.0)
+
+    def init(self, source_name):
+        note_call(self.name, "init")
+        self.data_manager.set_attrs(self.name, factor=self.factor)
+        self.data_manager.create_dset(self.name, dtype="f8")
+        self.data_manager.create_ref(source_name, self.name)
+
+    def run(self, source_name, source_slice, cache):
+        note_call(self.name, "run")
+        rows = cache[source_name]
+        sl = self.data_manager.reserve_data(self.name, len(rows))
+        self.data_manager.write_data(self.name, sl, rows["sq"] * self.factor)
+        self.data_manager.write_ref(source_name, self.name, np.stack([rows["i"], np.arange(sl.start, sl.stop)], 1))
+
+
+class Probe(H5FlowStage):
+    """Writes, per source row, whether the dataset `looks_for` exists (an existence check is a read)."""
+
+    def init(self, source_name):
+        self.data_manager.create_dset(self.name, dtype="i8")
+
+    def run(self, source_name, source_slice, cache):
+        note_call(self.name, "run")
+        found = self.data_manager.dset_exists(self.requires_name)
+        self.data_manager.reserve_data(self.name, source_slice)
+        self.data_manager.write_data(self.name, source_slice, np.full(source_slice.stop - source_slice.start, found))
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.requires_name = params.get("looks_for", "extra")
 
 
 class Explodes(H5FlowStage):
