@@ -22,9 +22,16 @@ if Path(h5pyvol.__file__).resolve().parent == TESTS.parent / "h5pyvol":
 
 
 def pytest_ignore_collect(collection_path, config):
-    """tests/mpi runs only under mpiexec with --with-mpi (scripts/test.sh does both)."""
-    if collection_path.name == "mpi" and collection_path.parent == TESTS:
+    """tests/mpi runs only under mpiexec with --with-mpi, tests/wheels only in
+    the wheel environments and the distribution check (scripts/test.sh runs
+    each of those stages)."""
+    if collection_path.parent != TESTS:
+        return None
+    if collection_path.name == "mpi":
         return not config.getoption("with_mpi", default=False)
+    if collection_path.name == "wheels":
+        in_wheel_mode = getattr(cli._build_config(), "MODE", None) == "wheel"
+        return not (in_wheel_mode or os.environ.get("H5PYVOL_DIST_DIR"))
     return None
 
 
