@@ -7,8 +7,9 @@ the whole cost. This module does only what the connector's transfers need:
 
 - AWS Signature Version 4 with ``UNSIGNED-PAYLOAD`` (no SHA-256 of the body
   on either side; TLS, when used, protects the bytes in transit);
-- GET (whole, ranged, or straight into a caller's buffer), PUT and DELETE of
-  one object; listing and credentials stay with boto3;
+- GET (whole, ranged, or straight into a caller's buffer), PUT (also
+  conditional: ``If-Match``/``If-None-Match``, answering the new ETag) and
+  DELETE of one object; listing and credentials stay with boto3;
 - a pool of keep-alive connections, with one transparent retry when the
   server closed an idle connection.
 
@@ -144,10 +145,10 @@ class Wire:
     # -- requests
 
     def request(self, method: str, key: str, body=None, headers: dict[str, str] | None = None,
-                into: memoryview | None = None, query: str = "") -> tuple[int, bytes | int]:
-        """One request. Returns (status, body bytes), or (status, byte count) when
-        the body was read into `into` (which must be at least as long).
-        Error statuses raise WireError."""
+                into: memoryview | None = None, query: str = "") -> tuple[int, bytes | int, str | None]:
+        """One request. Returns (status, body bytes, ETag header), or (status,
+        byte count, ETag) when the body was read into `into` (which must be at
+        least as long). Error statuses raise WireError."""
         path = self.base + quote(key, safe="/~")
         target = path + ("?" + query if query else "")
         for attempt in (0, 1):
@@ -173,8 +174,9 @@ class Wire:
                 raise
         raise AssertionError("unreachable")
 
-    def _finish(self, conn, resp, method: str, into: memoryview | None) -> tuple[int, bytes | int]:
+    def _finish(self, conn, resp, method: str, into: memoryview | None) -> tuple[int, bytes | int, str | None]:
         status = resp.status
+        etag = resp.getheader("etag")
         if status >= 300:
             data = resp.read()
             self._give(conn)
@@ -185,7 +187,7 @@ class Wire:
         if into is None or method == "HEAD":
             data = resp.read()
             self._give(conn)
-            return status, data
+            return status, data, etag
         length = resp.length
         if length is None or length > len(into):
             raise WireError(status, "UnexpectedLength",
@@ -199,10 +201,15 @@ class Wire:
         if resp.read(1):  # consumes the end of the response, so the connection is reusable
             raise WireError(status, "UnexpectedLength", "the response is longer than its Content-Length")
         self._give(conn)
-        return status, got
+        return status, got, etag
 
     def get(self, key: str) -> bytes:
         return self.request("GET", key)[1]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """An object's bytes and its ETag (as the server sent it, quotes included)."""
+        _, data, etag = self.request("GET", key)
+        return data, etag
 
     def get_into(self, key: str, buf: memoryview, start: int = 0, whole: bool = False) -> int:
         """Bytes start.. of an object, straight into buf (len(buf) of them, or to
@@ -210,8 +217,11 @@ class Wire:
         rng = {} if whole else {"range": f"bytes={start}-{start + len(buf) - 1}"}
         return self.request("GET", key, headers=rng, into=buf)[1]
 
-    def put(self, key: str, body) -> None:
-        self.request("PUT", key, body=body, headers={"content-type": "application/octet-stream"})
+    def put(self, key: str, body, conditions: dict[str, str] | None = None) -> str | None:
+        """Store an object; `conditions` are ``if-match``/``if-none-match``
+        headers (a failed one raises WireError 412). Returns the new ETag."""
+        headers = {"content-type": "application/octet-stream", **(conditions or {})}
+        return self.request("PUT", key, body=body, headers=headers)[2]
 
     def delete(self, key: str) -> None:
         self.request("DELETE", key)

@@ -361,6 +361,10 @@ class MemoryConnector(api.Connector):
     """HDF5 files kept in this process's memory, by name."""
 
     name = "memory"
+    supports_creation_order = True
+    supports_committed_datatypes = True
+    supports_resize = True
+    supports_link_count_changes = True
     supports_delete = True
     supports_object_times = True
 

@@ -826,6 +826,12 @@ class PassthruDataset(PassthruNode, api.Dataset):
     def is_allocated(self) -> bool:
         return self._id.get_space_status() != h5d.SPACE_STATUS_NOT_ALLOCATED
 
+    def shards(self) -> list[api.Shard]:
+        """As for the native file underneath: chunks with their file offsets (`h5pyvol.shards`)."""
+        from h5pyvol.shards import native_shards
+
+        return native_shards(self._id, self._file.path)
+
     def flush(self) -> None:
         self._id.flush()
 
@@ -1017,6 +1023,7 @@ class PassthruConnector(api.Connector):
     supports_creation_order = True  # where the creation properties ask for it
     supports_committed_datatypes = True
     supports_resize = True  # chunked datasets
+    supports_link_count_changes = True
     supports_delete = True
     supports_storage_size = True
     supports_fill_values = True

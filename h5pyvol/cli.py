@@ -2,8 +2,9 @@
 
 Subcommands: ``info`` (what is installed and whether it fits together),
 ``env`` (shell exports that make any HDF5 program use a connector),
-``config`` (compiler flags for C programs, like h5cc) and ``flow`` (run
-h5flow workflows, `h5pyvol.flow`).
+``config`` (compiler flags for C programs, like h5cc), ``flow`` (run
+h5flow workflows, `h5pyvol.flow`) and ``vacuum`` (remove the chunk objects
+dead writers left behind, on S3 and RADOS).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EPILOG = """examples:
   h5pyvol info
   eval "$(h5pyvol env memory)"; h5dump myfile.h5
   cc prog.c $(h5pyvol config --cflags --libs) -o prog
+  h5pyvol vacuum --dry-run "s3;bucket=data;endpoint_url=http://127.0.0.1:7480" run.h5
 """
 
 
@@ -164,6 +166,34 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    try:
+        conn = registry.load(args.connector)
+    except (ValueError, LookupError, TypeError, ImportError) as exc:
+        print(f"h5pyvol vacuum: {exc}", file=sys.stderr)
+        return 2
+    if not hasattr(conn, "vacuum"):
+        print(f"h5pyvol vacuum: connector {conn.name!r} keeps no chunk objects apart: no orphan collection",
+              file=sys.stderr)
+        return 2
+    try:
+        report = conn.vacuum(args.name, dry_run=args.dry_run, grace=args.grace,
+                             progress=lambda msg: print(f"  {msg} ...", file=sys.stderr, flush=True))
+    except (OSError, ValueError) as exc:
+        print(f"h5pyvol vacuum: {exc}", file=sys.stderr)
+        return 1
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{args.name}: {verb} {len(report.orphans)} orphan chunk object(s)")
+    if args.dry_run:
+        for key in report.orphans:
+            print(f"  {key}")
+    if report.sessions:
+        print(f"removed {len(report.sessions)} dead writer session(s) from the file's head")
+    if report.live:
+        print(f"{report.live} chunk objects of live writers kept (writers heard from within the grace period)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="h5pyvol",
@@ -190,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--libs", action="store_true", help="linker flags, with an rpath")
     p.add_argument("--hl", action="store_true", help="also link the high-level library")
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser(
+        "vacuum",
+        help="remove the chunk objects of writers that died before committing (S3, RADOS)",
+        description="Find the chunk objects of a file that no committed state names and no live writer may "
+        "still commit (writers that died, failed deletions), and remove them. Safe while other writers work on "
+        "the file: writers heard from within the grace period keep theirs. Writers opening a file also collect "
+        "what dead writers left; this command does it now.",
+    )
+    p.add_argument("connector", help="connector string, e.g. \"s3;bucket=data;endpoint_url=http://host:7480\" or "
+                   "\"rados;pool=h5pyvol;conf=/etc/ceph/ceph.conf\"")
+    p.add_argument("name", help="the HDF5 file name, as programs open it")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+    p.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+                   help="a writer silent for longer counts as dead (default: the connector's orphan_grace, 600)")
+    p.set_defaults(func=cmd_vacuum)
     from .flow import cli as flow_cli
 
     p = sub.add_parser("flow", help="run h5flow workflows (YAML generator and stages) on any connector, serial or MPI",

@@ -19,7 +19,13 @@ bridge derives numpy dtypes, chunk shapes and fill values from them.
 
 Capabilities are class booleans on `Connector`; the bridge turns them into
 HDF5's capability flags, so HDF5 (and HDF5's API tests) skip what a connector
-does not offer. Optional operations have working defaults.
+does not offer, and the conformance suite (`h5pyvol.testing`) skips their
+checks. Every optional member either has a working default or a capability
+flag that is off until a connector sets it: `supports_resize` for
+`Dataset.resize`, `supports_committed_datatypes` for `File.commit_datatype`,
+`supports_creation_order` for `Group.gcpl` (and the creation-order hooks),
+`supports_link_count_changes` for `Node.change_link_count`, `supports_delete`
+for `Connector.delete`.
 """
 
 from __future__ import annotations
@@ -296,7 +302,8 @@ class Node(ABC):
         return (c, c, c, c)
 
     def change_link_count(self, delta: int) -> None:
-        """Adjust the count behind `link_count` (H5Oincr_refcount/H5Odecr_refcount)."""
+        """Adjust the count behind `link_count` (H5Oincr_refcount/H5Odecr_refcount).
+        Optional: set `Connector.supports_link_count_changes` when implemented."""
         raise NotImplementedError(f"{type(self).__name__} does not let programs change reference counts")
 
     def flush(self) -> None:
@@ -314,7 +321,8 @@ class Group(Node):
         """The group's creation properties as HDF5 serialized them (H5Pencode), as
         given to `File.create_group` (for the root group: the file's creation
         properties). They say, for example, whether creation order is tracked.
-        The default, b"", means HDF5's defaults."""
+        The default, b"", means HDF5's defaults: creation order is then never
+        tracked, so keep them and set `Connector.supports_creation_order`."""
         return b""
 
     @abstractmethod
@@ -387,7 +395,8 @@ class Dataset(Node):
 
     def resize(self, shape: tuple[int, ...]) -> None:
         """Change the extent (H5Dset_extent); the bridge has checked `maxshape`.
-        Elements outside the old extent read as the fill value; those cut off are dropped."""
+        Elements outside the old extent read as the fill value; those cut off are dropped.
+        Optional: set `Connector.supports_resize` when implemented."""
         raise NotImplementedError(f"{type(self).__name__} cannot change a dataset's extent")
 
     def storage_size(self) -> int:
@@ -442,7 +451,8 @@ class File(ABC):
         """A new, unlinked dataset whose elements read as the fill value."""
 
     def commit_datatype(self, hdf5_type: bytes) -> Datatype:
-        """A new, unlinked committed datatype."""
+        """A new, unlinked committed datatype. Optional: set
+        `Connector.supports_committed_datatypes` when implemented."""
         raise NotImplementedError(f"{type(self).__name__} cannot store committed datatypes")
 
     # Blobs: byte strings HDF5 asks the file to keep for the references it
@@ -553,10 +563,17 @@ class Connector(ABC):
     supports_soft_links: ClassVar[bool] = True
     supports_external_links: ClassVar[bool] = True
     supports_user_links: ClassVar[bool] = True
-    supports_creation_order: ClassVar[bool] = True
-    supports_committed_datatypes: ClassVar[bool] = True
-    supports_resize: ClassVar[bool] = True
+    supports_creation_order: ClassVar[bool] = False
+    """Groups keep their creation properties (`Group.gcpl`), so HDF5 tracks and
+    indexes links by creation order where those ask for it."""
+    supports_committed_datatypes: ClassVar[bool] = False
+    """`File.commit_datatype` stores committed (named) datatypes."""
+    supports_resize: ClassVar[bool] = False
+    """`Dataset.resize` changes extents (H5Dset_extent)."""
+    supports_link_count_changes: ClassVar[bool] = False
+    """`Node.change_link_count` lets programs change reference counts (H5Oincr_refcount)."""
     supports_delete: ClassVar[bool] = False
+    """`Connector.delete` removes files (H5Fdelete)."""
     supports_storage_size: ClassVar[bool] = True
     supports_fill_values: ClassVar[bool] = True
     supports_filters: ClassVar[bool] = True

@@ -34,9 +34,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from h5py import h5s
+
+if TYPE_CHECKING:
+    from .storage.grid import ChunkGrid
+    from .storage.plan import ChunkTask
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -214,6 +219,14 @@ class Selection:
                 yield tuple(int(v) for v in p), one
         else:
             yield from _ordered_boxes(self._blocks[:, 0], self._blocks[:, 1] + 1, 0)
+
+    def chunk_tasks(self, grid: ChunkGrid) -> list[ChunkTask]:
+        """The selection cut by the chunks of `grid` (same extent): one
+        `h5pyvol.storage.plan.ChunkTask` per chunk it touches, with where its
+        elements go in the result array and where they are in the chunk."""
+        from .storage.plan import plan
+
+        return plan(self, grid)
 
 
 class SliceSelection(Selection):

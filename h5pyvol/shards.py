@@ -1,10 +1,14 @@
 """`shards(dataset)`: where the elements of any h5py Dataset are stored.
 
 For a dataset served by h5pyvol the connector answers (`Dataset.shards`).
-For a native HDF5 dataset the answer comes from HDF5's own layout: one shard
-per chunk of a chunked dataset, with the chunk's file offset
-(H5Dget_chunk_info), or one shard for a contiguous, compact or virtual one.
-Either way the shards cover every element exactly once.
+For a native HDF5 dataset (and under the passthru connector, which keeps
+native files) the answer comes from HDF5's own layout: one shard per chunk of
+a chunked dataset, with the chunk's file offset (H5Dget_chunk_info). Other
+layouts are cut by the storage layer's default grid (`default_chunks`: whole
+trailing rows), as every connector cuts a dataset without a chunk shape, so
+one dataset gets the same grid everywhere; a contiguous dataset's pieces are
+contiguous byte ranges of the file, each with its offset. Either way the
+shards cover every element exactly once.
 """
 
 from __future__ import annotations
@@ -35,40 +39,66 @@ def shards(dataset: Any) -> list[Shard]:
         if not isinstance(node, Dataset):  # pragma: no cover - h5py Datasets are datasets
             raise TypeError(f"{dataset!r} is not served as a dataset")
         return node.shards()
-    return native_shards(dataset)
+    return native_shards(dataset.id, dataset.file.filename)
 
 
-def native_shards(dataset: h5py.Dataset) -> list[Shard]:
-    """The shards of a dataset of a native HDF5 file (or one under passthru)."""
-    if dataset.shape is None:
+def native_shards(dsid: h5d.DatasetID, filename: str) -> list[Shard]:
+    """The shards of a dataset of a native HDF5 file (`dsid`, an open native dataset id)."""
+    space = dsid.get_space()
+    if space.get_simple_extent_type() == h5py.h5s.NULL:
         return []  # null dataspace: no elements
-    where = {"host": socket.gethostname(), "file": os.path.abspath(dataset.file.filename)}
-    dsid = dataset.id
-    layout = dsid.get_create_plist().get_layout()
-    whole = tuple(slice(0, n) for n in dataset.shape)
+    shape = space.shape
+    where = {"host": socket.gethostname(), "file": os.path.abspath(filename)}
+    plist = dsid.get_create_plist()
+    layout = plist.get_layout()
     if layout == h5d.CHUNKED:
-        return _chunk_shards(dataset, where)
+        return _chunk_shards(dsid, ChunkGrid(shape, plist.get_chunk()), where)
+    itemsize = dsid.get_type().get_size()  # as stored (a variable-length element is a heap reference)
+    grid = ChunkGrid.for_array(shape, None, itemsize)
     if layout == h5d.CONTIGUOUS:
-        offset = dsid.get_offset()
-        nbytes = dsid.get_storage_size()
-        return [Shard(whole, nbytes, None, {**where, "layout": "contiguous", "offset": offset},
-                      written=offset is not None)]
-    kind = "compact" if layout == h5d.COMPACT else "virtual"
-    return [Shard(whole, dsid.get_storage_size(), None, {**where, "layout": kind})]
+        base = dsid.get_offset()
+        loc = {**where, "layout": "contiguous"}
+        out = []
+        for cid in grid.ids():
+            box = grid.box(cid)
+            n = _count(box) * itemsize
+            if base is None:  # never written: no storage yet
+                out.append(Shard(box, 0, None, loc, written=False))
+            else:  # default chunks are whole trailing rows: one contiguous byte range each
+                out.append(Shard(box, n, None, {**loc, "offset": base + _first(box, shape) * itemsize}))
+        return out
+    if layout == h5d.COMPACT:
+        return [Shard(grid.box(c), _count(grid.box(c)) * itemsize, None, {**where, "layout": "compact"})
+                for c in grid.ids()]
+    return [Shard(grid.box(c), 0, None, {**where, "layout": "virtual"}) for c in grid.ids()]
 
 
-def _chunk_shards(dataset: h5py.Dataset, where: dict) -> list[Shard]:
-    grid = ChunkGrid(dataset.shape, dataset.chunks)
+def _count(box: tuple[slice, ...]) -> int:
+    n = 1
+    for s in box:
+        n *= s.stop - s.start
+    return n
+
+
+def _first(box: tuple[slice, ...], shape: tuple[int, ...]) -> int:
+    """The row-major position of a box's first element."""
+    pos = 0
+    for s, n in zip(box, shape, strict=True):
+        pos = pos * n + s.start
+    return pos
+
+
+def _chunk_shards(dsid: h5d.DatasetID, grid: ChunkGrid, where: dict) -> list[Shard]:
     stored: dict[tuple[int, ...], Any] = {}
 
     def note(info) -> None:
         stored[grid.chunk_of(info.chunk_offset)] = info
 
-    if hasattr(dataset.id, "chunk_iter"):
-        dataset.id.chunk_iter(note)
+    if hasattr(dsid, "chunk_iter"):
+        dsid.chunk_iter(note)
     else:  # older HDF5: one call per chunk
-        for i in range(dataset.id.get_num_chunks()):
-            note(dataset.id.get_chunk_info(i))
+        for i in range(dsid.get_num_chunks()):
+            note(dsid.get_chunk_info(i))
     out = []
     for cid in grid.ids():
         info = stored.get(cid)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import h5py
 import numpy as np
 import pytest
 
 import h5pyvol
+from h5pyvol import storage
 from h5pyvol.storage import ChunkGrid, default_chunks
 
 
@@ -127,3 +129,70 @@ def test_memory_shards_after_resize():
         assert [s.written for s in got] == [True, False, False, False]
         d[6] = 1
         assert [s.written for s in h5pyvol.shards(d)] == [True, False, False, True]
+
+
+def _file_bytes(path, offset: int, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(n)
+
+
+def test_native_contiguous_is_cut_by_the_default_grid(tmp_path):
+    data = np.arange(3000 * 1000, dtype="<f8").reshape(3000, 1000)  # 24 MB: several default chunks
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("x", data=data)
+        got = h5pyvol.shards(d)
+        grid = ChunkGrid((3000, 1000), default_chunks((3000, 1000), 8))
+        assert [box(s.selection) for s in got] == [box(grid.box(c)) for c in grid.ids()] and len(got) > 1
+        assert covered_once(got, d.shape)
+    for s in got:  # each piece is one contiguous byte range of the file, at its offset
+        raw = _file_bytes(path, s.location["offset"], s.nbytes)
+        np.testing.assert_array_equal(np.frombuffer(raw, "<f8").reshape(s.shape), data[s.selection])
+    with h5py.File(path, "a") as f:
+        e = f.create_dataset("never", (10, 4), "i2")
+        assert [s.written for s in h5pyvol.shards(e)] == [False]
+
+
+def test_describe_and_decode_native_chunks(tmp_path):
+    data = np.arange(40 * 30, dtype=">i4").reshape(40, 30)
+    path = tmp_path / "z.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("x", data=data, chunks=(16, 16), compression="gzip", shuffle=True, fletcher32=True,
+                             fillvalue=-9)
+        desc = storage.describe(d)
+        located = h5pyvol.shards(d)
+    assert json.loads(json.dumps(desc)) == desc  # plain JSON
+    assert desc["dtype"] == ">i4" and desc["chunks"] == [16, 16] and desc["shape"] == [40, 30]
+    assert desc["filters"] == [["shuffle"], ["gzip", 4], ["fletcher32"]]
+    assert storage.fill_value(desc) == -9
+    for s in located:
+        raw = _file_bytes(path, s.location["offset"], s.nbytes)
+        chunk = storage.decode_chunk(raw, desc, s.location["filter_mask"])
+        assert chunk.shape == (16, 16)
+        np.testing.assert_array_equal(chunk[tuple(slice(0, n) for n in s.shape)], data[s.selection])
+
+
+def test_passthru_shards_are_the_native_files(tmp_path):
+    data = np.arange(100, dtype="<u2").reshape(10, 10)
+    with h5pyvol.File("p.h5", "w", connector="passthru", root=str(tmp_path)) as f:
+        assert h5pyvol.connector_name(f.id) == "h5pyvol"
+        f.create_dataset("x", data=data, chunks=(5, 5))
+        f.create_dataset("flat", data=data)
+        through = {name: h5pyvol.shards(f[name]) for name in ("x", "flat")}
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        native = {name: h5pyvol.shards(f[name]) for name in ("x", "flat")}
+    for name in ("x", "flat"):
+        assert [(box(s.selection), s.nbytes, s.location["offset"]) for s in through[name]] == \
+            [(box(s.selection), s.nbytes, s.location["offset"]) for s in native[name]]
+    for s in through["x"]:
+        raw = _file_bytes(tmp_path / "p.h5", s.location["offset"], s.nbytes)
+        np.testing.assert_array_equal(np.frombuffer(raw, "<u2").reshape(5, 5), data[s.selection])
+
+
+def test_describe_memory_dataset_matches_its_shards():
+    with h5pyvol.File("describe-mem.h5", "w", connector="memory") as f:
+        d = f.create_dataset("x", (3000, 700), "f4", fillvalue=2.5)
+        desc = storage.describe(d)
+        assert desc["chunks"] == list(default_chunks((3000, 700), 4))
+        assert tuple(desc["chunks"]) == h5pyvol.shards(d)[0].shape and storage.fill_value(desc) == 2.5

@@ -23,12 +23,11 @@ def zone_of(values: np.ndarray) -> dict | None:
     dt = values.dtype
     if dt.kind not in "biuf" or dt.shape or values.size == 0:
         return None
-    if dt.kind == "f":
+    lo, hi = values.min(), values.max()  # two fast passes; NaNs (rare) make them NaN
+    if dt.kind == "f" and (np.isnan(lo) or np.isnan(hi)):
         if np.isnan(values).all():
             return None
         lo, hi = np.nanmin(values), np.nanmax(values)
-    else:
-        lo, hi = values.min(), values.max()
     return {"min": lo.item(), "max": hi.item()}
 
 

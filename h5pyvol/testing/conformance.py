@@ -12,8 +12,12 @@ Subclass `ConnectorConformance` in a test module, set `connector` (and
 Each check works through h5py, as users do, and most compare the result with
 the same calls on a native HDF5 file (the in-memory "core" driver), so the
 suite measures fidelity rather than restating the implementation. Checks for
-optional features are skipped where the connector's capability booleans say
-the feature is not offered.
+optional features are skipped, never failed, where the connector's capability
+booleans say the feature is not offered (`supports_resize`,
+`supports_committed_datatypes`, `supports_creation_order`,
+`supports_link_count_changes`, `supports_soft_links`, `supports_attributes`,
+`supports_fill_values`); what has a default in `h5pyvol.connector` (storage
+sizes, shards, blobs, attribute renames...) is checked for every connector.
 """
 
 from __future__ import annotations
@@ -346,6 +350,41 @@ class ConnectorConformance:
             assert h5py.h5a.exists(f.id, b"later", obj_name=b"g")
 
     # ------------------------------------------------------------ other objects
+
+    def test_link_count_changes(self, open_file, cls):
+        self.require(cls, "supports_link_count_changes")
+        import ctypes
+
+        from h5pyvol._hdf5 import lib
+
+        incr, decr = lib().H5Oincr_refcount, lib().H5Odecr_refcount
+        for fn in (incr, decr):
+            fn.argtypes, fn.restype = [ctypes.c_int64], ctypes.c_int
+        with open_file() as f:
+            g = f.create_group("g")
+            before = h5py.h5o.get_info(g.id).rc
+            assert incr(g.id.id) >= 0
+            assert h5py.h5o.get_info(g.id).rc == before + 1
+            assert decr(g.id.id) >= 0
+            assert h5py.h5o.get_info(g.id).rc == before
+
+    def test_shards_cover_every_element_once(self, open_file):
+        with open_file() as f:
+            for name, kw in (("chunked", {"chunks": (4, 2)}), ("plain", {})):
+                d = f.create_dataset(name, shape=(17, 5), dtype="i4", **kw)
+                d[3:9, 1] = 7
+                shards = h5pyvol.shards(d)
+                hits = np.zeros(d.shape, np.int32)
+                for shard in shards:
+                    assert all(s.step in (None, 1) for s in shard.selection)
+                    hits[shard.selection] += 1
+                assert (hits == 1).all(), name
+                written = np.zeros(d.shape, bool)
+                for shard in shards:
+                    written[shard.selection] |= shard.written
+                assert written[3:9, 1].all(), name  # what was written is in written shards
+            f.create_dataset("empty", data=h5py.Empty("f4"))
+            assert h5pyvol.shards(f["empty"]) == []
 
     def test_committed_datatype(self, open_file, cls):
         self.require(cls, "supports_committed_datatypes")

@@ -54,3 +54,15 @@ def seaweedfs():
 def s3_server(request):
     """Each S3 test runs against both S3 implementations."""
     return request.getfixturevalue("ceph" if request.param == "ceph-rgw" else "seaweedfs")
+
+
+@pytest.fixture(params=["ceph-rgw", "seaweedfs", "rados"])
+def store(request, monkeypatch):
+    """A fresh container on each chunked store (stores.Store): a bucket on RGW
+    and on SeaweedFS, a namespace on RADOS; emptied and removed afterwards."""
+    from stores import make_store
+
+    info = request.getfixturevalue("ceph" if request.param in ("ceph-rgw", "rados") else "seaweedfs")
+    made = make_store(request.param, info, setenv=monkeypatch.setenv)
+    yield made
+    made.cleanup()

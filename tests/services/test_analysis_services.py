@@ -74,9 +74,11 @@ def test_lua_reductions_run_inside_the_osd(rados_file, reduction):
                 "histogram": np.histogram(sel, 12, (-2.0, 40.0))[0]}[reduction.name]
     np.testing.assert_allclose(inside.value, expected, rtol=1e-12)
     np.testing.assert_allclose(python.value, expected, rtol=1e-12)
-    assert inside.stats["lua_shards"] == 12 and python.stats["lua_shards"] == 0
+    # RADOS keeps zone maps: the two chunks of rows 0-100 (values about 0-10) cannot match, and are skipped
+    assert inside.stats["shards_skipped"] == python.stats["shards_skipped"] == 2
+    assert inside.stats["lua_shards"] == 10 and python.stats["lua_shards"] == 0
     assert inside.stats["bytes_fetched"] == 0 < inside.stats["bytes_read"]  # no chunk byte reached a client
-    assert python.stats["bytes_fetched"] == python.stats["bytes_read"] == data.nbytes
+    assert python.stats["bytes_fetched"] == python.stats["bytes_read"] == data.nbytes * 10 // 12
     assert inside.stats["bytes_returned"] <= 12 * (8 * 12 + 16)
 
 
@@ -137,7 +139,8 @@ def _namespace_of(ds) -> str:
 
 
 def _column_sums(block):
-    return block.index, block["x"].sum(axis=0).tolist(), int(np.count_nonzero(block.mask))
+    matches = block["x"].size if block.mask is None else int(np.count_nonzero(block.mask))  # None: all match
+    return block.index, block["x"].sum(axis=0).tolist(), matches
 
 
 @pytest.mark.parametrize("engine", ["serial", "processes", "dask"])

@@ -167,7 +167,7 @@ def test_contiguous_dataset_default_chunks(opts):
         assert f["d"].chunks is None
         chunk = node.chunk_shape
         assert chunk[1] == 3000 and np.prod(chunk) * 4 <= 4 << 20
-        assert len(node.chunk_objects()) == -(-1000 // chunk[0])
+        assert sum(s.written for s in h5pyvol.shards(f["d"])) == -(-1000 // chunk[0])
     with _open(opts, "contig.h5", "r") as f:
         np.testing.assert_array_equal(f["d"][()], data)
         np.testing.assert_array_equal(f["d"][123:877, 2999], data[123:877, 2999])
