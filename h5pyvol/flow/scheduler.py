@@ -574,7 +574,8 @@ def _close(job, wall: float) -> None:
         job.lead.close()
     prof = job.profile
     provenance.finish_record(store.output, job.record, job.slices, job.access_record(), chunks=job.chunks_done,
-                             rows=job.rows_done, wall_seconds=wall, **prof.attrs())
+                             rows=job.rows_done, wall_seconds=wall,
+                             rows_written_by_other_ranks=job.written_by_workers[0], **prof.attrs())
     store.close()
     store.output.close()
     if job.journal is not None:
