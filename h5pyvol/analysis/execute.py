@@ -17,6 +17,8 @@ from typing import Any
 
 import h5py
 
+from .. import shards as shards_of
+from ..connector import Shard
 from . import osd
 from .engines import Engine, get_engine
 from .plan import Task, Worker, check_alignment, place, plan
@@ -62,13 +64,11 @@ def associative(fn):
     return fn
 
 
-def _first_shards(first: Input) -> list:
+def _first_shards(first: Input) -> list[Shard]:
     if first.array is not None:
-        from ..connector import Shard
-
         whole = tuple(slice(0, n) for n in first.shape)
         return [Shard(whole, first.array.nbytes, None, {})]
-    return osd.shards_of(first.dataset)
+    return shards_of(first.dataset)
 
 
 def _flush_writable(inputs: dict[str, Input]) -> None:
@@ -195,7 +195,8 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
             outcomes.append(out)
             progress_bar.step()
 
-        osd_tasks, tasks = osd.split(tasks, first, reduction, query, lua)
+        osd_tasks, tasks = osd.split(tasks, first, reduction, query, lua,
+                                     eng.hosts() if lua == "auto" and reduction is not None else ())
         partials: list[Partial] = []
         if osd_tasks:
             osd_outcomes = osd.run(first, reduction, query, osd_tasks, deadline)

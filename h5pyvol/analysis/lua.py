@@ -21,14 +21,11 @@ import json
 import math
 import re
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-
-from h5pyvol.registry import ConnectorSpec
 
 from .plan import Task
 from .query import Query, _AttrName, _AttrValue, _Combine, _LinkName, _Not, _Value
@@ -220,38 +217,12 @@ def output_size(reduction: Reduction) -> int:
 # ---------------------------------------------------------------- running
 
 
-_clusters: dict[str, Any] = {}
-_clusters_lock = threading.Lock()
-
-
-def cluster_for(spec: str):
-    """A connected rados.Rados for a rados connector string (shared, kept)."""
-    import rados
-
-    options = dict(ConnectorSpec.parse(spec).options)
-    user = options.get("name") or options.get("user") or "client.admin"
-    timeout = str(int(float(options.get("timeout", 30))))
-    key = json.dumps([options.get("conf"), user, options.get("keyring"), timeout])
-    with _clusters_lock:
-        cluster = _clusters.get(key)
-        if cluster is None:
-            conf = {"rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout}
-            if options.get("keyring"):
-                conf["keyring"] = options["keyring"]
-            cluster = rados.Rados(conffile=options.get("conf") or "", name=user if "." in user else f"client.{user}",
-                                  conf=conf)
-            cluster.connect(timeout=int(timeout))
-            _clusters[key] = cluster
-    return cluster
-
-
 def ioctx_for(spec: str):
-    """A RADOS I/O context for the pool and namespace of a rados connector string."""
-    options = dict(ConnectorSpec.parse(spec).options)
-    ioctx = cluster_for(spec).open_ioctx(options["pool"])
-    if options.get("namespace"):
-        ioctx.set_namespace(options["namespace"])
-    return ioctx
+    """The RADOS I/O context (pool and namespace) of the rados connector
+    instance for `spec`: the connection the files of that connector use."""
+    from h5pyvol import registry
+
+    return registry.load(spec).backend.ioctx
 
 
 def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: list[Task],
@@ -259,16 +230,14 @@ def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: 
     """Run the compiled script on each task's chunk object, `INFLIGHT` at once."""
     import rados
 
-    from .osd import chunk_shape
-
     integer = first.dtype.kind in "iu"
     ioctx = ioctx_for(first.source.spec)
     size = output_size(reduction)
+    chunk = first.chunks
 
     def one(task: Task) -> Outcome:
         if deadline is not None and time.time() > deadline:
             return Outcome(task.index, error=f"timed out before shard {task.index} was sent to its OSD")
-        chunk = chunk_shape(first, task.shard)
         extent = task.shard.shape
         # A chunk the zone map proves matches in full needs no predicate.
         script = compile_script(reduction, None if task.full else query, first, chunk, extent)
@@ -288,8 +257,5 @@ def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: 
                        bytes_returned=len(data), map_seconds=elapsed, worker=f"osd {task.shard.location.get('primary')}"
                        if task.shard.location.get("primary") is not None else worker_name())
 
-    try:
-        with ThreadPoolExecutor(min(INFLIGHT, len(tasks)) or 1) as pool:
-            return list(pool.map(one, tasks))
-    finally:
-        ioctx.close()
+    with ThreadPoolExecutor(min(INFLIGHT, len(tasks)) or 1) as pool:
+        return list(pool.map(one, tasks))

@@ -80,6 +80,9 @@ def test_lua_reductions_run_inside_the_osd(rados_file, reduction):
     assert inside.stats["bytes_fetched"] == 0 < inside.stats["bytes_read"]  # no chunk byte reached a client
     assert python.stats["bytes_fetched"] == python.stats["bytes_read"] == data.nbytes * 10 // 12
     assert inside.stats["bytes_returned"] <= 12 * (8 * 12 + 16)
+    # lua="auto": the OSDs are on this host, where fetching a chunk costs less than decoding it in Lua
+    auto = execute(reduction, inputs={"x": ds}, query=query, engine="serial")
+    assert auto.stats["lua_shards"] == 0 and auto.stats["bytes_fetched"] == python.stats["bytes_fetched"]
 
 
 def test_lua_nan_integers_and_partial_edge_chunks(rados_file):
@@ -105,10 +108,8 @@ def test_filtered_chunks_fall_back_to_python(rados_file):
 def test_rados_shards_name_objects_osds_and_host(rados_file):
     import socket
 
-    from h5pyvol.analysis.osd import shards_of
-
     ds = rados_file.create_dataset("x", data=np.arange(100.0), chunks=(30,))
-    shards = shards_of(ds)
+    shards = h5pyvol.shards(ds)
     assert [s.selection[0] for s in shards] == [slice(0, 30), slice(30, 60), slice(60, 90), slice(90, 100)]
     assert all(s.key and s.location["osds"] == [0] and s.location["primary"] == 0 for s in shards)
     assert {s.location["host"] for s in shards} == {socket.gethostname()}  # the primary OSD's host
@@ -117,9 +118,7 @@ def test_rados_shards_name_objects_osds_and_host(rados_file):
 def test_a_failing_osd_script_names_its_object(rados_file, ceph):
     ds = rados_file.create_dataset("x", data=_clustered(), chunks=(100, 64))
     rados_file.flush()
-    from h5pyvol.analysis.osd import shards_of
-
-    victim = shards_of(ds)[1].key
+    victim = h5pyvol.shards(ds)[1].key
     cluster = servers.rados_connect(ceph)
     try:
         with cluster.open_ioctx(ceph["pool"]) as io:
