@@ -427,3 +427,37 @@ def test_lua_auto_runs_in_the_osds_only_where_chunks_would_cross_the_network():
     assert split(tasks, gzipped, Sum(), None, "auto", {"elsewhere"}) == ([], tasks)  # falls back quietly
     with pytest.raises(ValueError, match="filtered"):
         split(tasks, gzipped, Sum(), None, True)
+
+
+# ---------------------------------------------------------------- reading blocks without HDF5
+
+
+def test_native_chunks_are_read_straight_from_the_file(tmp_path):
+    data = np.arange(90 * 40, dtype="<f8").reshape(90, 40) % 97
+    path = tmp_path / "direct.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=data, chunks=(20, 40))
+        f.create_dataset("gzip", data=data, chunks=(20, 16), compression="gzip", shuffle=True, fletcher32=True)
+        f.create_dataset("lzf", data=data, chunks=(20, 40), compression="lzf")  # only libhdf5 decodes it
+        f.create_dataset("holes", shape=(90, 40), dtype="<i4", chunks=(30, 40), fillvalue=7)[30:60] = 1
+        f.create_dataset("contiguous", data=data)
+    with h5py.File(path, "r") as f:
+        for name, direct in (("raw", True), ("gzip", True), ("lzf", False), ("contiguous", False)):
+            r = execute(Sum(), inputs={"x": f[name]}, query=Q.value > 50, engine="serial")
+            assert r.value == data[data > 50].sum(), name
+            assert r.stats["shards_direct"] == (r.stats["shards_read"] if direct else 0), name
+        r = execute(_row_sums_of("x"), None, {"x": f["holes"]}, engine="serial")
+        assert r.stats["shards_direct"] == 3  # two chunks never written: the fill value, no read at all
+        assert [p[1] for p in r.value] == [[7 * 40] * 30, [40] * 30, [7 * 40] * 30]
+
+
+def _row_sums_of(name):
+    def row_sums(block):
+        block[name][0, 0] += 0  # blocks are writable, as h5py's are
+        return block.selection[0].start, block[name].sum(axis=1).tolist()
+    return row_sums
+
+
+def test_memory_blocks_go_through_h5py(memfile):
+    r = execute(Sum(), inputs={"x": memfile["x"]}, engine="serial")
+    assert r.stats["shards_direct"] == 0 and r.stats["shards_read"] == 10

@@ -48,7 +48,8 @@ class Result:
     stats: dict = field(default_factory=dict)
     """``engine``, ``shards`` (of the first input), ``shards_skipped`` (pruned
     by zone maps or fill values before any byte moved), ``shards_read``,
-    ``lua_shards`` (reduced inside Ceph OSDs), ``bytes_read`` (element bytes
+    ``lua_shards`` (reduced inside Ceph OSDs), ``shards_direct`` (whose
+    chunk a worker read straight from storage, without HDF5), ``bytes_read`` (element bytes
     the maps read from storage, wherever they ran), ``bytes_fetched`` (of
     those, what travelled from storage to a client process),
     ``bytes_returned`` (serialized map results that travelled back to the
@@ -236,6 +237,7 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
         "shards_skipped": skipped,
         "shards_read": len(outcomes),
         "lua_shards": len(osd_tasks),
+        "shards_direct": sum(o.direct for o in outcomes),
         "bytes_read": sum(o.bytes_read for o in outcomes),
         "bytes_fetched": sum(o.bytes_read for o in outcomes if o.index not in in_osds),
         "bytes_returned": sum(o.bytes_returned for o in outcomes) + sum(p.bytes_returned for p in partials),
