@@ -33,9 +33,13 @@ from .reductions import LUA_DTYPES, Count, Histogram, Max, Mean, Min, Reduction,
 from .sources import Input
 from .tasks import Outcome, worker_name
 
-UNPACK_GROUP = 16
+UNPACK_GROUP = 32
 """Values decoded per string.unpack call (fewer calls into C)."""
 MAX_BINS = 65536
+NEAR_EDGE = 1e-6
+"""How close to a whole bin number a histogram value's scaled position must
+be for the script to check it against the edges (rounding errors are below
+1e-10 there, for up to MAX_BINS bins)."""
 HANDLER = "h5pyvol_reduce"
 INFLIGHT = 8
 
@@ -119,13 +123,21 @@ def _accumulate(reduction: Reduction, integer: bool) -> tuple[str, str, str]:
     if isinstance(reduction, Histogram):
         lo, hi = reduction.range
         edges = ", ".join(_number(float(e), False) for e in reduction.edges)
-        decl = (f"local H = {{}}\n  for b = 1, {reduction.bins} do H[b] = 0 end\n"
-                f"  local E = {{{edges}}}\n  local floor = math.floor")
+        bins = reduction.bins
+        decl = f"local H = {{}}\n  for b = 1, {bins} do H[b] = 0 end\n  local E = {{{edges}}}"
+        # numpy's bin of v is (v - low) / (high - low) * bins truncated, then
+        # corrected against the edges. Here the position f may differ from
+        # numpy's by a few ulps (one multiplication), which changes the bin
+        # only next to an edge: within NEAR_EDGE of a whole number, v is
+        # compared with the edges as numpy does; elsewhere f's whole part is the bin.
+        scale = _number(bins / (hi - lo), False)
+        position = f"v * {scale}" if lo == 0.0 else f"(v - {_number(lo, False)}) * {scale}"
         step = (f"if v >= {_number(lo, False)} and v <= {_number(hi, False)} then "
-                f"local i = floor(((v - {_number(lo, False)}) / {_number(hi - lo, False)}) * {reduction.bins}); "
-                f"if i >= {reduction.bins} then i = {reduction.bins - 1} end; "
-                f"if v < E[i + 1] then i = i - 1 "
-                f"elseif i ~= {reduction.bins - 1} and v >= E[i + 2] then i = i + 1 end; "
+                f"local f = {position}; "
+                "local i = (f // 1) | 0; local r = f - i; "
+                f"if r < {NEAR_EDGE!r} or r > {1 - NEAR_EDGE!r} then "
+                f"if i >= {bins} then i = {bins - 1} end; "
+                f"if v < E[i + 1] then i = i - 1 elseif i ~= {bins - 1} and v >= E[i + 2] then i = i + 1 end end; "
                 "H[i + 1] = H[i + 1] + 1 end")
         out = f'string.pack("<" .. string.rep("i8", {reduction.bins}), table.unpack(H, 1, {reduction.bins}))'
         return decl, step, out

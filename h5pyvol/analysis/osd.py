@@ -29,7 +29,7 @@ LUA_MODES = ("auto", True, False)
 def lua_pays(shard: Shard, client_hosts: Iterable[str]) -> bool:
     """Whether reducing `shard` inside its OSD beats fetching it (``lua="auto"``).
 
-    Lua decodes values about two orders of magnitude slower than numpy, so it
+    Lua reduces values 10 to 100 times slower than numpy, so it
     wins only when moving the chunk costs more than that: when no process
     that could map the shard runs on the host of its primary OSD (the chunk
     would cross the network). A shard whose host is unknown is fetched."""

@@ -96,6 +96,21 @@ def test_lua_nan_integers_and_partial_edge_chunks(rados_file):
     assert execute(Sum(), inputs={"c": contiguous}, engine="serial", lua=True).value == sum(range(1000))
 
 
+def test_lua_histogram_bins_values_at_and_beside_every_edge_as_numpy(rados_file):
+    """The generated Lua scales once by a multiplication and checks against the
+    edges only near one: values on, just under and just over every edge land
+    where numpy puts them."""
+    bins, low, high = 7, -1.3, 2.9
+    edges = np.linspace(low, high, bins + 1)
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    rng = np.random.default_rng(11)
+    data = np.concatenate([near, rng.uniform(low - 0.5, high + 0.5, 64 * 40 - near.size)]).reshape(64, 40)
+    ds = rados_file.create_dataset("h", data=data, chunks=(16, 40))
+    r = execute(Histogram(bins, (low, high)), inputs={"h": ds}, engine="serial", lua=True)
+    assert r.stats["lua_shards"] == 4
+    np.testing.assert_array_equal(r.value, np.histogram(data, bins, (low, high))[0])
+
+
 def test_filtered_chunks_fall_back_to_python(rados_file):
     data = _clustered()
     ds = rados_file.create_dataset("z", data=data, chunks=(50, 64), compression="gzip")
