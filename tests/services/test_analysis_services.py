@@ -131,7 +131,7 @@ def test_rados_shards_name_objects_osds_and_host(rados_file):
     assert {s.location["host"] for s in shards} == {socket.gethostname()}  # the primary OSD's host
 
 
-def test_a_failing_osd_script_names_its_object(rados_file, ceph):
+def test_a_lost_chunk_object_names_itself_in_the_osd_and_in_workers(rados_file, ceph):
     ds = rados_file.create_dataset("x", data=_clustered(), chunks=(100, 64))
     rados_file.flush()
     victim = h5pyvol.shards(ds)[1].key
@@ -144,6 +144,9 @@ def test_a_failing_osd_script_names_its_object(rados_file, ceph):
         cluster.shutdown()
     with pytest.raises(MapError, match=f"{victim}.*shard 1"):
         execute(Sum(), inputs={"x": ds}, engine="serial", lua=True)
+    # read straight from storage by a worker: the traceback names the object and the shard
+    with pytest.raises(MapError, match=f"(?s)shard 1.*{victim}"):
+        execute(Sum(), inputs={"x": ds}, engine="processes", workers=2, lua=False, timeout=60)
 
 
 def _namespace_of(ds) -> str:
