@@ -7,7 +7,9 @@ flight per rank), runs chunks itself when every other rank is busy, and
 commits the stage overlays in chunk order (`overlay.commit` moves appended
 rows and the references to them). Other ranks see the output as it was after
 init (a snapshot; rows are fetched from rank 0 on demand). A rank with nothing
-to do just waits for messages, so it cannot hold the others up.
+to do just waits for messages, so it cannot hold the others up. Rank 0 writes
+the output; with ``--many-writers`` and an S3 or RADOS output the other ranks
+write the storage chunks inside their chunks' rows themselves (`writers`).
 
 Stages from the first one marked ``in_order`` on (a viewer gathering every
 worker's rows, say) run on rank 0 as each chunk is committed, in chunk order.
@@ -193,6 +195,8 @@ def execute(job) -> dict:
         _close(job, wall)
     if comm is not None:
         summary = comm.bcast(summary, root=0)
+        if isinstance(summary, Exception):
+            raise summary
     return summary
 
 
@@ -362,7 +366,7 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
     finished: dict[int, tuple] = {}
     job.between_stages = serve
     lead = job.lead = None if shared is None else writers.Lead(
-        comm, store, outbox, serve, errors, shared, lambda: job._open("r"))
+        comm, store, outbox, serve, errors, shared, lambda: writers.open_fresh(job.opts))
     try:
         while True:
             while serve():
@@ -407,9 +411,12 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         outbox.send(("finish",), dest=w, tag=TAG_WORK)
     try:
         _finish_rank0(job, dm)
-    except Exception:
+    except Exception as exc:
         while len(finished) < len(workers) and not errors:  # take in their results so none waits on us
             _poll_any(comm, serve)
+        if len(finished) == len(workers):  # they wait for the run's summary (`execute`): send the error instead
+            outbox.drain()
+            comm.bcast(FlowError(f"rank 0 failed: {exc}"), root=0)
         raise
     while len(finished) < len(workers) and not errors:
         _poll_any(comm, serve)

@@ -1,4 +1,5 @@
-"""Many writers: under MPI, the rank that ran a chunk writes its rows into an S3 or RADOS output itself.
+"""Many writers: under MPI, the rank that ran a chunk writes its rows into an S3 or RADOS output itself
+(``--many-writers``; off by default: rank 0 then writes every row).
 
 The storage layer lets several processes write one S3 or RADOS file at once
 (docs/s3-layout.md, "Many writers"): every writer's storage chunks and
@@ -27,8 +28,9 @@ row goes, in chunk order, as with one writer (`overlay.commit`).
   (shared with neighbouring chunks' rows), rows written over earlier rows, the
   generator's rows, ``ref_region``, init and finish hooks, chunks rank 0 ran
   itself. Handed-over chunks are *away* in rank 0's `store.Table`: it does not
-  write them, and reads them back from storage (`Lead.fetch`) if it ever
-  needs their rows (a finish hook reading them, a later write over part of one).
+  write them, and reads them back from storage (`Lead.fetch`, through a
+  handle of its own, `open_fresh`) if it ever needs their rows (a finish hook
+  reading them, a later write over part of one).
 - **Extents and commits.** Rank 0 owns extents. Before rank 0 flushes (a
   checkpoint, the end, or a read back), the workers handed chunks since the
   last time *sync* (`Lead.sync`): each grows its extents to rank 0's lengths,
@@ -82,6 +84,19 @@ def shared_datasets(store) -> dict[str, int]:
 
     store.output.visititems(visit)
     return found
+
+
+def open_fresh(opts) -> Any:
+    """A read-only handle of the output (`engine.Options`) that sees what the other
+    ranks committed. h5pyvol gives a process one view of a file per connector
+    instance, and a reader through rank 0's instance would see rank 0's own
+    view; there is one instance per distinct option string, so a write-cache
+    size (unused when reading) that no other handle uses gives a fresh one."""
+    from .datamanager import open_output
+
+    options = opts.open_options()
+    cache = int(options.get("write_cache_bytes", 128 << 20)) + 1
+    return open_output(opts.output, "r", **dict(options, write_cache_bytes=str(cache)))
 
 
 class Lead:
