@@ -1,13 +1,14 @@
 """Rows per second of `h5pyvol flow` under MPI on S3 and RADOS: rank 0 as the
-one writer (``--one-writer``) against every rank writing the storage chunks
-inside its chunks' rows (the default), in the same run.
+one writer (the default) against every rank writing the storage chunks
+inside its chunks' rows (``--many-writers``), in the same run.
 
 The workflow: a generator of ``--rows`` rows per chunk (two int64/float64
 columns) and one stage that appends, per source row, a row of ``--row-bytes``
 bytes of float64 and a reference to it; so most bytes are the stage's, which
 the other ranks write themselves with many writers. Storage chunks are
 ``--chunk-bytes`` (the engine's ``--chunk-bytes``), so each flow chunk's rows
-hold several whole storage chunks. The two modes alternate ``--rounds`` times
+hold several whole storage chunks. The stage sleeps ``--stage-ms`` per chunk
+(its own work), so that chunks spread over the ranks. The two modes alternate ``--rounds`` times
 per setting; each figure is the best round. Printed per store and rank count:
 rows/s of each mode end to end (the mpiexec command's wall time, start-up and
 the last flush and close included: with one writer, rank 0 writes most rows
@@ -18,7 +19,8 @@ tests/services/servers.py, honouring H5PYVOL_CEPH_DIR, H5PYVOL_SEAWEEDFS_DIR
 and the port variables.
 
 Usage: python -P bench/bench_flow_writers.py [--stores rados ceph-rgw seaweedfs] [--ranks 2 4]
-       [--chunks 32] [--rows 1024] [--row-bytes 1024] [--chunk-bytes 256K] [--rounds 1]
+       [--chunks 32] [--rows 1024] [--row-bytes 1024] [--stage-ms 20] [--chunk-bytes 256K]
+       [--rounds 1]
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "services")]
 
 MODULE = '''
+import time
+
 import numpy as np
 from h5flow.core import H5FlowGenerator, H5FlowStage
 
@@ -68,12 +72,14 @@ class Wide(H5FlowStage):
     def __init__(self, **params):
         super().__init__(**params)
         self.width = params["width"]
+        self.seconds = params["seconds"]
 
     def init(self, source_name):
         self.data_manager.create_dset(self.name, dtype="f8", shape=(self.width,))
         self.data_manager.create_ref(source_name, self.name)
 
     def run(self, source_name, source_slice, cache):
+        time.sleep(self.seconds)  # the stage's own work (waiting, not taking a core of this 2-core machine)
         rows = cache[source_name]
         sl = self.data_manager.reserve_data(self.name, len(rows))
         self.data_manager.write_data(self.name, sl, rows["x"][:, None] + np.arange(self.width))
@@ -90,7 +96,7 @@ rows:
   params: {{rows: {rows}, chunks: {chunks}}}
 wide:
   classname: Wide
-  params: {{width: {width}}}
+  params: {{width: {width}, seconds: {seconds}}}
 """
 
 
@@ -102,7 +108,7 @@ def run_once(folder: Path, store, ranks: int, one_writer: bool, chunk_bytes: str
     zflags = [a for k, v in store.options.items() if k not in ("pool", "bucket") for a in ("-z", f"{k}={v}")]
     cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable, "-P", "-m",
            "h5pyvol.flow", "-c", "flow.yaml", "-o", f"{store.connector}://{where}/{name}", "--chunk-bytes",
-           chunk_bytes, "--no-reuse", *zflags] + (["--one-writer"] if one_writer else [])
+           chunk_bytes, "--no-reuse", *zflags] + ([] if one_writer else ["--many-writers"])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=store.env)
     seconds = time.perf_counter() - t0
@@ -120,6 +126,8 @@ def main() -> int:
     ap.add_argument("--chunks", type=int, default=32, help="flow chunks per run (default 32)")
     ap.add_argument("--rows", type=int, default=1024, help="rows per flow chunk (default 1024)")
     ap.add_argument("--row-bytes", type=int, default=1024, help="bytes per row the stage writes (default 1024)")
+    ap.add_argument("--stage-ms", type=float, default=20.0,
+                    help="the stage's own time per chunk, slept (default 20): chunks then spread over the ranks")
     ap.add_argument("--chunk-bytes", default="256K", help="storage chunk size (default 256K)")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each mode per setting; the best is shown")
     args = ap.parse_args()
@@ -127,14 +135,15 @@ def main() -> int:
     import servers
     from stores import make_store
 
-    print(f"{args.chunks} chunks x {args.rows} rows, {args.row_bytes} B per stage row, storage chunks "
-          f"{args.chunk_bytes}; rows/s (best of {args.rounds})")
+    print(f"{args.chunks} chunks x {args.rows} rows, {args.row_bytes} B per stage row, {args.stage_ms} ms of "
+          f"stage work per chunk, storage chunks {args.chunk_bytes}; rows/s (best of {args.rounds})")
     print(f"{'store':10} {'ranks':>5} {'one writer':>12} {'many writers':>13} {'ratio':>6} {'rows by others':>15}")
     with tempfile.TemporaryDirectory(prefix="h5pyvol-bench-flow-writers-") as tmp:
         folder = Path(tmp)
         (folder / "bench_modules.py").write_text(MODULE)
         (folder / "flow.yaml").write_text(CONFIG.format(rows=args.rows, chunks=args.chunks,
-                                                        width=max(1, args.row_bytes // 8)))
+                                                        width=max(1, args.row_bytes // 8),
+                                                        seconds=args.stage_ms / 1000))
         for kind in args.stores:
             info = servers.start_ceph() if kind in ("rados", "ceph-rgw") else servers.start_seaweedfs()
             store = make_store(kind, info)

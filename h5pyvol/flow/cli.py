@@ -3,7 +3,7 @@
 The flags are h5flow's (``-c -o -i -s -e -d -v --nompi``) plus the engine's:
 ``--resume``, ``--no-reuse``, ``--connector``/``-z`` (the output's connector
 and options), ``--progress``/``--no-progress``, ``--checkpoint-every``,
-``--chunk-bytes``, ``--one-writer``.
+``--chunk-bytes``, ``--many-writers``.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-bytes", type=_size, default=1 << 20, metavar="BYTES",
                    help="storage chunk size the engine aims at for the datasets it creates, e.g. 256K "
                    "(default 1M); under MPI on S3/RADOS the other ranks write the storage chunks that lie "
-                   "wholly inside their chunks' rows, so smaller ones move more writing off rank 0")
-    p.add_argument("--one-writer", dest="many_writers", action="store_false",
-                   help="under MPI with an S3 or RADOS output, let rank 0 write every row (the other ranks "
-                   "send it theirs) instead of each rank writing its own")
+                   "wholly inside their chunks' rows with --many-writers, so smaller ones move more writing off rank 0")
+    p.add_argument("--many-writers", action="store_true",
+                   help="under MPI with an S3 or RADOS output, let every rank write the storage chunks inside "
+                   "its chunks' rows itself (default: rank 0 writes every row; see docs/flow.md)")
     p.add_argument("--quiet", action="store_true", help="do not print the summary and time profile")
 
 

@@ -78,7 +78,7 @@ class Options:
                  end_position: int | None = None, drop: list[str] | None = None, resume: bool = False,
                  reuse: bool = True, connector: str | None = None, connector_options: dict | None = None,
                  progress: bool | None = None, profile: bool = True, flush_bytes: int = FLUSH_BYTES,
-                 checkpoint_seconds: float = 30.0, journal: bool = True, many_writers: bool = True,
+                 checkpoint_seconds: float = 30.0, journal: bool = True, many_writers: bool = False,
                  chunk_bytes: int = CHUNK_BYTES) -> None:
         self.output = output
         self.input_filename = input_filename
