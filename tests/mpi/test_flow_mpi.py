@@ -1,8 +1,8 @@
 """The flow engine under mpiexec (2 ranks in scripts/test.sh): chunks are
 handed out dynamically, most chunks of the sparse stage write nothing, and the
 output equals a serial run's value for value; also on S3 (RGW, SeaweedFS) and
-RADOS, where the other rank writes the storage chunks inside its chunks' rows
-itself (`h5pyvol.flow.writers`)."""
+RADOS with many writers, where the other rank writes the storage chunks inside
+its chunks' rows itself (`h5pyvol.flow.writers`)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def test_ranks_write_their_rows_to_s3_and_rados(comm, folder, store):  # noqa: F
     where = store.options["pool" if store.connector == "rados" else "bucket"]
     url = f"{store.connector}://{where}/flow.h5"
     options = {k: v for k, v in store.options.items() if k not in ("pool", "bucket")}
-    _run_everywhere(comm, folder, "flow.yaml", url, end_position=12, connector_options=options, chunk_bytes=128)
+    _run_everywhere(comm, folder, "flow.yaml", url, end_position=12, connector_options=options, chunk_bytes=128,
+                   many_writers=True)
     if comm.rank == 0:
         with h5py.File(folder / "serial.h5") as a, store.open("flow.h5") as b:
             assert h5pyvol.connector_name(b.id) == "h5pyvol"

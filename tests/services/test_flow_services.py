@@ -1,9 +1,9 @@
 """The flow engine writing to S3 (Ceph RGW, SeaweedFS) and RADOS: serial and
 under mpiexec -n 2 (with the engine's default storage chunks rank 0 writes
 everything), each output equal to a native serial run's, also after a
-per-stage rerun; under mpiexec -n 4 with small storage chunks, where every
-rank writes the storage chunks inside its chunks' rows itself
-(`h5pyvol.flow.writers`); and ``--resume`` after ``kill -9`` of such a run."""
+per-stage rerun; under mpiexec -n 4 with ``--many-writers`` and small storage
+chunks, where every rank writes the storage chunks inside its chunks' rows
+itself (`h5pyvol.flow.writers`); and ``--resume`` after ``kill -9`` of such a run."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def _check(tmp_path: Path, url: str, connector: str, opts: dict, ranks: int) -> 
         assert h5pyvol.connector_name(remote.id) == "h5pyvol"
         assert_same_outputs(native, remote)
         assert remote["h5pyvol_flow/run000"].attrs["status"] == "finished"
+        assert remote["h5pyvol_flow/run000"].attrs["rows_written_by_other_ranks"] == 0  # one writer by default
     # per-stage reuse through the connector: a changed stage's outputs are deleted and made again
     text = (tmp_path / "flow.yaml").read_text()
     (tmp_path / "flow.yaml").write_text(text.replace("every: 7", "every: 4"))
@@ -72,12 +73,16 @@ def _url_and_flags(store) -> tuple[str, list[str], dict]:
 def test_four_ranks_write_their_own_rows(store, tmp_path):
     """mpiexec -n 4, storage chunks of 128 bytes (16 rows of f8): ranks 1-3 write
     the storage chunks inside their chunks' rows, rank 0 the others; the output
-    equals a serial native run's value for value."""
+    equals a serial native run's value for value; a finish hook on rank 0 reads
+    every row (those the others wrote are read back) and rewrites a few."""
     three_stages(tmp_path)
+    text = (tmp_path / "flow.yaml").read_text().replace("stages: [sparse, reader, scaled]",
+                                                        "stages: [sparse, reader, scaled, totals]")
+    (tmp_path / "flow.yaml").write_text(text + "totals:\n  classname: Totals\n")
     flow(["-c", "flow.yaml", "-o", "native.h5", "-e", "16", "--nompi", "--quiet"], tmp_path)
     url, zflags, _ = _url_and_flags(store)
-    proc = flow(["-c", "flow.yaml", "-o", url, "-e", "16", "--chunk-bytes", "128", *zflags], tmp_path, mpi=4,
-                env=store.env)
+    proc = flow(["-c", "flow.yaml", "-o", url, "-e", "16", "--many-writers", "--chunk-bytes", "128", *zflags],
+                tmp_path, mpi=4, env=store.env)
     assert "on 4 rank(s)" in proc.stdout and "ranks 1-3 wrote" in proc.stdout, proc.stdout
     with store.open("flow.h5") as remote, h5py.File(tmp_path / "native.h5") as native:
         assert h5pyvol.connector_name(remote.id) == "h5pyvol"
@@ -86,6 +91,7 @@ def test_four_ranks_write_their_own_rows(store, tmp_path):
         record = remote["h5pyvol_flow/run000"].attrs
         assert record["status"] == "finished" and record["ranks"] == 4
         assert record["rows_written_by_other_ranks"] > 0
+        assert remote["totals"].attrs["total"] == native["totals"].attrs["total"] != 0
 
 
 def test_resume_after_kill_with_many_writers(ceph, tmp_path):
@@ -98,7 +104,7 @@ def test_resume_after_kill_with_many_writers(ceph, tmp_path):
         sparse_config(tmp_path, delay=0.05)
         flow(["-c", "flow.yaml", "-o", "native.h5", "-e", "30", "--nompi", "--quiet"], tmp_path)
         url, zflags, _ = _url_and_flags(store)
-        args = ["-c", "flow.yaml", "-o", url, "-e", "30", "--chunk-bytes", "64", "--quiet", *zflags]
+        args = ["-c", "flow.yaml", "-o", url, "-e", "30", "--many-writers", "--chunk-bytes", "64", "--quiet", *zflags]
         mpiexec = str(Path(sys.executable).parent / "mpiexec")
         proc = subprocess.Popen([mpiexec, "-n", "2", sys.executable, "-P", "-m", "h5pyvol.flow", *args,
                                  "--checkpoint-every", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
