@@ -280,7 +280,17 @@ def _shut_down_at_exit() -> None:
         cluster.shutdown()
 
 
+def _forget_in_child() -> None:
+    """A forked child has none of librados's threads: the parent's clusters
+    are not its own to shut down."""
+    global _clusters_lock
+    _clusters_lock = threading.Lock()
+    _clusters.clear()
+    _connected.clear()
+
+
 atexit.register(_shut_down_at_exit)
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _shut_down_before_librados_exits() -> None:
