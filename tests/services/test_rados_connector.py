@@ -328,6 +328,31 @@ def test_cluster_is_shut_down_before_the_process_exits(opts, tmp_path):
         np.testing.assert_array_equal(f["d"][()], np.arange(10))
 
 
+FORKING = """
+import os, sys
+import numpy as np
+import h5pyvol
+opts = dict(arg.split("=", 1) for arg in sys.argv[2:])
+with h5pyvol.File(sys.argv[1], "w", "rados", **opts) as f:
+    f["d"] = np.arange(3)
+child = os.fork()
+if child == 0:
+    sys.exit(0)  # a normal exit, exit handlers included
+_, status = os.waitpid(child, 0)
+print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_forked_child_exits_without_the_parents_cluster(opts, tmp_path):
+    """librados's threads do not survive fork(): the child's exit handler must
+    leave the parent's cluster alone (shutting it down there hangs)."""
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING)
+    proc = subprocess.run([sys.executable, "-P", str(script), "forking.h5", *(f"{k}={v}" for k, v in opts.items())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "child exit 0" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_no_commit_until_flush_or_close(opts):
     w = _open(opts, "lazy.h5", "w")
     try:
