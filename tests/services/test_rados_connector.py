@@ -57,7 +57,9 @@ def _collect_garbage_first():
 
 @pytest.fixture
 def opts(ceph):
-    return _options(ceph)
+    options = _options(ceph)
+    yield options
+    servers.remove_namespace(ceph, options["namespace"])
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,8 @@ class TestRadosConformance(ConnectorConformance):
     connector = "rados"
 
     @pytest.fixture
-    def connector_options(self, ceph):
-        return _options(ceph)
+    def connector_options(self, opts):
+        return opts
 
 
 # ---------------------------------------------------------------- layout
@@ -278,7 +280,7 @@ def test_killed_writer_leaves_last_commit(admin, opts, tmp_path):
             assert line == expected, (line, child.stderr.read() if child.poll() is not None else "")
     finally:
         child.send_signal(signal.SIGKILL)
-        child.wait(30)
+        child.communicate(timeout=30)
     with _open(opts, name, "r") as f:
         np.testing.assert_array_equal(f["d"][()], np.full((64, 64), 2, "i4"))
         assert "uncommitted" in f and "late" not in f["d"].attrs

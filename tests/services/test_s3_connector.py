@@ -408,7 +408,7 @@ def test_killed_writer_leaves_last_commit_readable(s3):
         assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
     with h5pyvol.File("crash.h5", "r", "s3", **opts) as f:
         assert f.attrs["stage"] == 1
         assert "late" not in f
@@ -712,7 +712,7 @@ def test_server_dies_during_a_big_write(throwaway_seaweedfs, monkeypatch, fault)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert proc.returncode == 0, f"the writer ended with {proc.returncode}:\n{err[-3000:]}"  # no crash
     report = json.loads(out.strip().splitlines()[-1])
     # h5py raised the connector's error, which names what happened and where
