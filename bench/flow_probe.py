@@ -107,6 +107,9 @@ def _rank() -> int:
 
 
 def main() -> int:
+    if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if sys.argv[1:2] in (["-h"], ["--help"]) else 2
     out, engine, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     rank = _rank()
     path = out if rank == 0 and not any(v in os.environ for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")) \

@@ -28,13 +28,19 @@ import numpy as np
 
 
 def g2_of(frames: np.ndarray, delays: list[int]) -> np.ndarray:
-    """G2 for every pixel of `frames` (T, ...) at each delay: (D, ...)."""
+    """G2 for every pixel of `frames` (T, ...) at each delay: (D, ...).
+
+    One pass per delay over the block: the products summed over time without
+    a temporary (einsum), the means from the total minus the few frames a
+    delay leaves out."""
     t = frames.shape[0]
+    x = frames.astype(np.float64, copy=False)
+    total = x.sum(axis=0)
     out = np.empty((len(delays),) + frames.shape[1:], np.float64)
     for k, tau in enumerate(delays):
-        early, late = frames[: t - tau].astype(np.float64), frames[tau:].astype(np.float64)
-        num = (early * late).mean(axis=0)
-        den = early.mean(axis=0) * late.mean(axis=0)
+        n = t - tau
+        num = np.einsum("i...,i...->...", x[:n], x[tau:]) / n
+        den = ((total - x[n:].sum(axis=0)) / n) * ((total - x[:tau].sum(axis=0)) / n)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[k] = np.where(den != 0, num / np.where(den != 0, den, 1), np.nan)
     return out

@@ -391,10 +391,73 @@ def test_lua_script_prints_its_own_constants():
     from h5pyvol.analysis.lua import compile_script, unsupported
     from h5pyvol.analysis.sources import Input
 
-    first = Input("x", (10, 10), np.dtype("<f8"), attrs={"units": "K"}, chunks=(5, 10))
+    first = Input("x", (10, 10), np.dtype("<f8"), attrs={"units": "K"}, descriptor={"chunks": [5, 10], "filters": []})
     q = (Q.value > 0.1) & (Q.attr("units") == "K") & ~Q.value.between(float("-inf"), -1e300) | (Q.value != float("nan"))
     text = compile_script(Histogram(4, (0.0, 1.0)), q, first, (5, 10), (5, 10))
     assert "true" in text and "units" not in text  # the attribute predicate was folded to a constant
     assert "(-math.huge)" in text and "(0.0/0.0)" in text and "objclass.register" in text
     assert unsupported(Input("x", (3,), np.dtype(">f8")), Sum(), None).startswith("Lua cannot decode")
     assert "another input" in unsupported(first, Sum(), Q.value("y") > 1)
+
+
+def test_lua_auto_runs_in_the_osds_only_where_chunks_would_cross_the_network():
+    import socket
+
+    from h5pyvol.analysis.osd import split
+    from h5pyvol.analysis.plan import Task
+    from h5pyvol.analysis.sources import Input, Source
+
+    here = socket.gethostname()
+    first = Input("x", (40,), np.dtype("<f8"), Source("rados;pool=p", "f.h5", "/x"),
+                  descriptor={"chunks": [10], "filters": []})
+    hosts = [here, "osd-host-b", None, "worker-host"]
+    tasks = [Task(i, Shard((slice(10 * i, 10 * i + 10),), 80, f"obj{i}", {"host": h} if h else {}))
+             for i, h in enumerate(hosts)]
+    inside, fetched = split(tasks, first, Sum(), None, "auto", {"worker-host"})
+    assert [t.index for t in inside] == [1]  # only the chunk on a host where no map can run
+    assert [t.index for t in fetched] == [0, 2, 3]
+    inside, _ = split(tasks, first, Sum(), None, True)
+    assert len(inside) == 4
+    assert split(tasks, first, Sum(), None, False) == ([], tasks)
+    with pytest.raises(ValueError, match="built-in reduction"):
+        split(tasks, first, None, None, True)
+    with pytest.raises(ValueError, match="lua must be"):
+        split(tasks, first, Sum(), None, "always")
+    gzipped = Input("x", (40,), np.dtype("<f8"), first.source, descriptor={"chunks": [10], "filters": [["gzip", 4]]})
+    assert split(tasks, gzipped, Sum(), None, "auto", {"elsewhere"}) == ([], tasks)  # falls back quietly
+    with pytest.raises(ValueError, match="filtered"):
+        split(tasks, gzipped, Sum(), None, True)
+
+
+# ---------------------------------------------------------------- reading blocks without HDF5
+
+
+def test_native_chunks_are_read_straight_from_the_file(tmp_path):
+    data = np.arange(90 * 40, dtype="<f8").reshape(90, 40) % 97
+    path = tmp_path / "direct.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=data, chunks=(20, 40))
+        f.create_dataset("gzip", data=data, chunks=(20, 16), compression="gzip", shuffle=True, fletcher32=True)
+        f.create_dataset("lzf", data=data, chunks=(20, 40), compression="lzf")  # only libhdf5 decodes it
+        f.create_dataset("holes", shape=(90, 40), dtype="<i4", chunks=(30, 40), fillvalue=7)[30:60] = 1
+        f.create_dataset("contiguous", data=data)
+    with h5py.File(path, "r") as f:
+        for name, direct in (("raw", True), ("gzip", True), ("lzf", False), ("contiguous", False)):
+            r = execute(Sum(), inputs={"x": f[name]}, query=Q.value > 50, engine="serial")
+            assert r.value == data[data > 50].sum(), name
+            assert r.stats["shards_direct"] == (r.stats["shards_read"] if direct else 0), name
+        r = execute(_row_sums_of("x"), None, {"x": f["holes"]}, engine="serial")
+        assert r.stats["shards_direct"] == 3  # two chunks never written: the fill value, no read at all
+        assert [p[1] for p in r.value] == [[7 * 40] * 30, [40] * 30, [7 * 40] * 30]
+
+
+def _row_sums_of(name):
+    def row_sums(block):
+        block[name][0, 0] += 0  # blocks are writable, as h5py's are
+        return block.selection[0].start, block[name].sum(axis=1).tolist()
+    return row_sums
+
+
+def test_memory_blocks_go_through_h5py(memfile):
+    r = execute(Sum(), inputs={"x": memfile["x"]}, engine="serial")
+    assert r.stats["shards_direct"] == 0 and r.stats["shards_read"] == 10

@@ -80,6 +80,10 @@ class Engine:
         """Where tasks can go, besides the caller."""
         return []
 
+    def hosts(self) -> set[str]:
+        """The hosts maps may run on (the caller's and its workers')."""
+        return {self.caller.host} | {w.host for w in self.workers()}
+
     @property
     def caller(self) -> Worker:
         return _caller()
@@ -205,6 +209,9 @@ class ProcessEngine(Engine):
 
     def workers(self):
         return list(self._pool().workers)
+
+    def hosts(self):
+        return {self.caller.host}  # a local pool: no need to start it to know
 
     def run(self, job, batches, report):
         partials: list[Partial] = []

@@ -17,6 +17,8 @@ from typing import Any
 
 import h5py
 
+from .. import shards as shards_of
+from ..connector import Shard
 from . import osd
 from .engines import Engine, get_engine
 from .plan import Task, Worker, check_alignment, place, plan
@@ -46,7 +48,8 @@ class Result:
     stats: dict = field(default_factory=dict)
     """``engine``, ``shards`` (of the first input), ``shards_skipped`` (pruned
     by zone maps or fill values before any byte moved), ``shards_read``,
-    ``lua_shards`` (reduced inside Ceph OSDs), ``bytes_read`` (element bytes
+    ``lua_shards`` (reduced inside Ceph OSDs), ``shards_direct`` (whose
+    chunk a worker read straight from storage, without HDF5), ``bytes_read`` (element bytes
     the maps read from storage, wherever they ran), ``bytes_fetched`` (of
     those, what travelled from storage to a client process),
     ``bytes_returned`` (serialized map results that travelled back to the
@@ -62,13 +65,11 @@ def associative(fn):
     return fn
 
 
-def _first_shards(first: Input) -> list:
+def _first_shards(first: Input) -> list[Shard]:
     if first.array is not None:
-        from ..connector import Shard
-
         whole = tuple(slice(0, n) for n in first.shape)
         return [Shard(whole, first.array.nbytes, None, {})]
-    return osd.shards_of(first.dataset)
+    return shards_of(first.dataset)
 
 
 def _flush_writable(inputs: dict[str, Input]) -> None:
@@ -195,7 +196,8 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
             outcomes.append(out)
             progress_bar.step()
 
-        osd_tasks, tasks = osd.split(tasks, first, reduction, query, lua)
+        osd_tasks, tasks = osd.split(tasks, first, reduction, query, lua,
+                                     eng.hosts() if lua == "auto" and reduction is not None else ())
         partials: list[Partial] = []
         if osd_tasks:
             osd_outcomes = osd.run(first, reduction, query, osd_tasks, deadline)
@@ -235,6 +237,7 @@ def _execute(map_, combine, inputs, query, eng: Engine, assoc, deadline, file, l
         "shards_skipped": skipped,
         "shards_read": len(outcomes),
         "lua_shards": len(osd_tasks),
+        "shards_direct": sum(o.direct for o in outcomes),
         "bytes_read": sum(o.bytes_read for o in outcomes),
         "bytes_fetched": sum(o.bytes_read for o in outcomes if o.index not in in_osds),
         "bytes_returned": sum(o.bytes_returned for o in outcomes) + sum(p.bytes_returned for p in partials),

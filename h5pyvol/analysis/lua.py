@@ -21,14 +21,11 @@ import json
 import math
 import re
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-
-from h5pyvol.registry import ConnectorSpec
 
 from .plan import Task
 from .query import Query, _AttrName, _AttrValue, _Combine, _LinkName, _Not, _Value
@@ -36,9 +33,13 @@ from .reductions import LUA_DTYPES, Count, Histogram, Max, Mean, Min, Reduction,
 from .sources import Input
 from .tasks import Outcome, worker_name
 
-UNPACK_GROUP = 16
+UNPACK_GROUP = 32
 """Values decoded per string.unpack call (fewer calls into C)."""
 MAX_BINS = 65536
+NEAR_EDGE = 1e-6
+"""How close to a whole bin number a histogram value's scaled position must
+be for the script to check it against the edges (rounding errors are below
+1e-10 there, for up to MAX_BINS bins)."""
 HANDLER = "h5pyvol_reduce"
 INFLIGHT = 8
 
@@ -122,13 +123,21 @@ def _accumulate(reduction: Reduction, integer: bool) -> tuple[str, str, str]:
     if isinstance(reduction, Histogram):
         lo, hi = reduction.range
         edges = ", ".join(_number(float(e), False) for e in reduction.edges)
-        decl = (f"local H = {{}}\n  for b = 1, {reduction.bins} do H[b] = 0 end\n"
-                f"  local E = {{{edges}}}\n  local floor = math.floor")
+        bins = reduction.bins
+        decl = f"local H = {{}}\n  for b = 1, {bins} do H[b] = 0 end\n  local E = {{{edges}}}"
+        # numpy's bin of v is (v - low) / (high - low) * bins truncated, then
+        # corrected against the edges. Here the position f may differ from
+        # numpy's by a few ulps (one multiplication), which changes the bin
+        # only next to an edge: within NEAR_EDGE of a whole number, v is
+        # compared with the edges as numpy does; elsewhere f's whole part is the bin.
+        scale = _number(bins / (hi - lo), False)
+        position = f"v * {scale}" if lo == 0.0 else f"(v - {_number(lo, False)}) * {scale}"
         step = (f"if v >= {_number(lo, False)} and v <= {_number(hi, False)} then "
-                f"local i = floor(((v - {_number(lo, False)}) / {_number(hi - lo, False)}) * {reduction.bins}); "
-                f"if i >= {reduction.bins} then i = {reduction.bins - 1} end; "
-                f"if v < E[i + 1] then i = i - 1 "
-                f"elseif i ~= {reduction.bins - 1} and v >= E[i + 2] then i = i + 1 end; "
+                f"local f = {position}; "
+                "local i = (f // 1) | 0; local r = f - i; "
+                f"if r < {NEAR_EDGE!r} or r > {1 - NEAR_EDGE!r} then "
+                f"if i >= {bins} then i = {bins - 1} end; "
+                f"if v < E[i + 1] then i = i - 1 elseif i ~= {bins - 1} and v >= E[i + 2] then i = i + 1 end end; "
                 "H[i + 1] = H[i + 1] + 1 end")
         out = f'string.pack("<" .. string.rep("i8", {reduction.bins}), table.unpack(H, 1, {reduction.bins}))'
         return decl, step, out
@@ -220,38 +229,12 @@ def output_size(reduction: Reduction) -> int:
 # ---------------------------------------------------------------- running
 
 
-_clusters: dict[str, Any] = {}
-_clusters_lock = threading.Lock()
-
-
-def cluster_for(spec: str):
-    """A connected rados.Rados for a rados connector string (shared, kept)."""
-    import rados
-
-    options = dict(ConnectorSpec.parse(spec).options)
-    user = options.get("name") or options.get("user") or "client.admin"
-    timeout = str(int(float(options.get("timeout", 30))))
-    key = json.dumps([options.get("conf"), user, options.get("keyring"), timeout])
-    with _clusters_lock:
-        cluster = _clusters.get(key)
-        if cluster is None:
-            conf = {"rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout}
-            if options.get("keyring"):
-                conf["keyring"] = options["keyring"]
-            cluster = rados.Rados(conffile=options.get("conf") or "", name=user if "." in user else f"client.{user}",
-                                  conf=conf)
-            cluster.connect(timeout=int(timeout))
-            _clusters[key] = cluster
-    return cluster
-
-
 def ioctx_for(spec: str):
-    """A RADOS I/O context for the pool and namespace of a rados connector string."""
-    options = dict(ConnectorSpec.parse(spec).options)
-    ioctx = cluster_for(spec).open_ioctx(options["pool"])
-    if options.get("namespace"):
-        ioctx.set_namespace(options["namespace"])
-    return ioctx
+    """The RADOS I/O context (pool and namespace) of the rados connector
+    instance for `spec`: the connection the files of that connector use."""
+    from h5pyvol import registry
+
+    return registry.load(spec).backend.ioctx
 
 
 def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: list[Task],
@@ -259,16 +242,14 @@ def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: 
     """Run the compiled script on each task's chunk object, `INFLIGHT` at once."""
     import rados
 
-    from .osd import chunk_shape
-
     integer = first.dtype.kind in "iu"
     ioctx = ioctx_for(first.source.spec)
     size = output_size(reduction)
+    chunk = first.chunks
 
     def one(task: Task) -> Outcome:
         if deadline is not None and time.time() > deadline:
             return Outcome(task.index, error=f"timed out before shard {task.index} was sent to its OSD")
-        chunk = chunk_shape(first, task.shard)
         extent = task.shard.shape
         # A chunk the zone map proves matches in full needs no predicate.
         script = compile_script(reduction, None if task.full else query, first, chunk, extent)
@@ -288,8 +269,5 @@ def run_in_osds(first: Input, reduction: Reduction, query: Query | None, tasks: 
                        bytes_returned=len(data), map_seconds=elapsed, worker=f"osd {task.shard.location.get('primary')}"
                        if task.shard.location.get("primary") is not None else worker_name())
 
-    try:
-        with ThreadPoolExecutor(min(INFLIGHT, len(tasks)) or 1) as pool:
-            return list(pool.map(one, tasks))
-    finally:
-        ioctx.close()
+    with ThreadPoolExecutor(min(INFLIGHT, len(tasks)) or 1) as pool:
+        return list(pool.map(one, tasks))

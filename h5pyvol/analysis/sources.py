@@ -5,7 +5,8 @@ path: what a worker in another process needs to open a dataset), the file
 URLs users may give instead of open datasets (``rados://pool/name?conf=...``,
 ``s3://bucket/key?endpoint_url=...``, ``memory://name``, a native path), and
 `Input`: one named input as the caller resolved it (shape, dtype, attributes,
-fill value, filters), with the live h5py Dataset in the caller's process.
+fill value, and the storage layer's descriptor of its chunks), with the live
+h5py Dataset in the caller's process.
 Workers open files read-only, once per call (`open_dataset`).
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 import h5pyvol
 from h5pyvol.registry import ConnectorSpec, available
+from h5pyvol.storage import describe
 
 from .._hdf5 import CONNECTOR_NAME, lib
 
@@ -145,12 +147,21 @@ class Input:
     """A numpy array given directly: sliced and sent with each task."""
     attrs: dict = field(default_factory=dict)
     fill: Any = None
-    filters: int = 0
-    """How many filters (compression...) the dataset's chunks pass through."""
-    chunks: tuple[int, ...] | None = None
-    """The stored chunk shape, when the dataset is chunked."""
+    descriptor: dict | None = None
+    """How the dataset's chunks are stored (`h5pyvol.storage.describe`): chunk
+    shape, dtype, filters, encoding; None for a numpy array."""
     dataset: h5py.Dataset | None = field(default=None, repr=False, compare=False)
     """The live dataset in the caller's process; never pickled."""
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """The shape of the stored chunks (the storage grid's, also for contiguous datasets)."""
+        return tuple(self.descriptor["chunks"]) if self.descriptor else None
+
+    @property
+    def filters(self) -> list:
+        """The filters stored chunks pass through, in order (``[["gzip", 6]]``...)."""
+        return list(self.descriptor.get("filters") or []) if self.descriptor else []
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -182,9 +193,8 @@ def _from_dataset(name: str, ds: h5py.Dataset) -> Input:
         fill = fill.item() if isinstance(fill, np.generic) else fill
     except (OSError, TypeError):
         fill = None
-    filters = ds.id.get_create_plist().get_nfilters() if ds.chunks else 0
     return Input(name, tuple(ds.shape), ds.dtype, source_of(ds), attrs=_read_attrs(ds), fill=fill,
-                 filters=filters, chunks=ds.chunks, dataset=ds)
+                 descriptor=describe(ds), dataset=ds)
 
 
 def open_input_file(ref: Any) -> h5py.File:

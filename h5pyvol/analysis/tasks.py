@@ -3,7 +3,8 @@
 Owns the `Block` a map receives, the `Job` (what all tasks of one call
 share, sent once to each worker), turning map and combine (functions,
 source text or built-in reductions) into something any process can load,
-running a worker's tasks in order (`run_batch`), and the `Outcome` of each:
+running a worker's tasks in order (`run_batch`, the first input's chunks
+fetched ahead by `reader.Prefetch`), and the `Outcome` of each:
 its value or the failing shard's traceback, bytes read and returned, and
 the time spent reading and mapping. With an associative combine a worker
 folds its own results into one partial before anything travels back.
@@ -27,6 +28,7 @@ import numpy as np
 
 from .plan import Task
 from .query import Query
+from .reader import Prefetch
 from .reductions import Reduction
 from .scripts import compile_function
 from .sources import Input, open_dataset
@@ -158,6 +160,8 @@ class Outcome:
     """The failing map's traceback (with the shard it ran on), or None."""
     bytes_read: int = 0
     bytes_returned: int = 0
+    direct: bool = False
+    """The first input's block came straight from storage (no HDF5 call)."""
     read_seconds: float = 0.0
     map_seconds: float = 0.0
     worker: str = ""
@@ -204,6 +208,7 @@ def _interrupt_at(deadline: float | None):
 
 
 def _read(job: Job, inp: Input, selection: tuple[slice, ...]) -> np.ndarray:
+    """Input `inp` over the block: a slice of a numpy input, or read through h5py."""
     own = selection[len(selection) - len(inp.shape):] if inp.shape else ()
     if inp.array is not None:
         return inp.array[own]
@@ -211,15 +216,18 @@ def _read(job: Job, inp: Input, selection: tuple[slice, ...]) -> np.ndarray:
     return np.asarray(ds[own])
 
 
-def run_task(job: Job, task: Task, map_fn: Callable) -> Outcome:
-    """Read the block of `task`, compute the query's mask, run the map."""
+def run_task(job: Job, task: Task, map_fn: Callable, fetched: Prefetch | None = None) -> Outcome:
+    """Read the block of `task` (the first input's from `fetched` when it
+    could be read without h5py), compute the query's mask, run the map."""
     out = Outcome(task.index, worker=worker_name())
     sel = task.selection
     try:
         t0 = time.perf_counter()
         arrays = {}
         for name, inp in job.inputs.items():
-            arrays[name] = _read(job, inp, sel)
+            block = fetched.take(task) if fetched is not None and name == job.first else None
+            out.direct |= block is not None
+            arrays[name] = _read(job, inp, sel) if block is None else block
             if inp.array is None and (name != job.first or task.shard.written):
                 out.bytes_read += arrays[name].nbytes
         mask = None
@@ -248,19 +256,21 @@ def run_batch(job: Job, tasks: list[Task]) -> Iterator[Outcome | Partial]:
     map_fn = load_callable(job.map)
     combine = combine_function(job.combine)
     held = []
-    for task in tasks:
-        if job.deadline is not None and time.time() > job.deadline:
-            yield Outcome(task.index, error=f"timed out before shard {task.index} started", worker=worker_name())
-            return
-        out = run_task(job, task, map_fn)
-        if out.error is None:
-            out.bytes_returned = len(pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL))
-            if combine is not None:
-                held.append(out.value)
-                out.value, out.bytes_returned = None, 0
-        yield out
-        if out.error is not None:
-            return
+    first = job.inputs[job.first]
+    with Prefetch(first, tasks if first.array is None else []) as fetched:
+        for task in tasks:
+            if job.deadline is not None and time.time() > job.deadline:
+                yield Outcome(task.index, error=f"timed out before shard {task.index} started", worker=worker_name())
+                return
+            out = run_task(job, task, map_fn, fetched)
+            if out.error is None:
+                out.bytes_returned = len(pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL))
+                if combine is not None:
+                    held.append(out.value)
+                    out.value, out.bytes_returned = None, 0
+            yield out
+            if out.error is not None:
+                return
     if combine is not None and held:
         t0 = time.perf_counter()
         value = combine(held)

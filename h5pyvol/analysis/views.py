@@ -16,7 +16,10 @@ of an HDF5 file through any connector; `View.load` reads it back.
 
 Saved layout (group G): attributes ``h5pyvol_view`` (format 1), ``version``,
 ``query`` (JSON), ``file``, ``created``; datasets ``objects`` (paths) and,
-where the connector's object tokens fit HDF5's references, ``object_refs``;
+for a view saved in the viewed file, ``object_refs`` (HDF5 object
+references, on every connector whose object tokens fit them: memory, native,
+S3, RADOS; `View.load` follows them, so objects renamed since keep their
+place in the view, as do regions through ``regions/refs``);
 ``regions/paths``, ``regions/shapes``, ``regions/blocks`` (per region the
 flattened int64 (start, stop) pairs of its blocks) and, for regions of the
 same file, ``regions/refs`` (HDF5 region references); ``attributes/paths``
@@ -115,11 +118,9 @@ class View:
         same_file = group.file.filename == self.file
         g.create_dataset("objects", data=np.array(self.objects, dtype=object), dtype=text)
         if same_file and self.objects:
-            try:
-                refs = [group.file[p].ref for p in self.objects]
-                g.create_dataset("object_refs", data=np.array(refs, dtype=h5py.ref_dtype))
-            except (OSError, ValueError, TypeError, RuntimeError):  # tokens too long for HDF5's 8-byte references
-                pass
+            refs = _object_refs(group.file, self.objects)
+            if refs is not None:
+                g.create_dataset("object_refs", data=refs)
         r = g.create_group("regions")
         r.create_dataset("paths", data=np.array([x.path for x in self.regions], dtype=object), dtype=text)
         ints = h5py.vlen_dtype(np.int64)
@@ -148,16 +149,44 @@ class View:
             return [s.decode() if isinstance(s, bytes) else str(s) for s in ds[...]]
 
         regions = []
-        for path, shape, flat in zip(strings(group["regions/paths"]), group["regions/shapes"][...],
-                                     group["regions/blocks"][...], strict=True):
+        paths = strings(group["regions/paths"])
+        if "regions/refs" in group:  # region references name their dataset: follow it too
+            paths = [_name_of(group.file, ref, path) for ref, path in zip(group["regions/refs"][...], paths,
+                                                                          strict=True)]
+        for path, shape, flat in zip(paths, group["regions/shapes"][...], group["regions/blocks"][...],
+                                     strict=True):
             shape = tuple(int(n) for n in shape)
             regions.append(Region(path, shape, np.asarray(flat, np.int64).reshape(-1, 2, len(shape))))
         attrs = list(zip(strings(group["attributes/paths"]), strings(group["attributes/names"]), strict=True))
         meta = group.attrs
         text = {k: (meta[k].decode() if isinstance(meta[k], bytes) else str(meta[k]))
                 for k in ("version", "query", "file", "created")}
-        return cls(text["file"], Query.from_json(text["query"]), text["version"], strings(group["objects"]),
-                   regions, attrs, text["created"])
+        objects = strings(group["objects"])
+        if "object_refs" in group:  # the objects' names now: references follow renames and moves
+            objects = [_name_of(group.file, ref, path) for ref, path in zip(group["object_refs"][...], objects,
+                                                                            strict=True)]
+        return cls(text["file"], Query.from_json(text["query"]), text["version"], objects, regions, attrs,
+                   text["created"])
+
+
+def _object_refs(f: h5py.File, paths: list[str]) -> np.ndarray | None:
+    """HDF5 object references to `paths`, or None where the connector's
+    object tokens do not fit HDF5's 8-byte references (memory, native, S3
+    and RADOS tokens all fit; a third-party connector's may not)."""
+    try:
+        return np.array([f[p].ref for p in paths], dtype=h5py.ref_dtype)
+    except (OSError, ValueError, TypeError, RuntimeError):
+        return None
+
+
+def _name_of(f: h5py.File, ref: h5py.Reference | h5py.RegionReference, saved: str) -> str:
+    """The current path of a referenced object; the saved path when the
+    object is gone (the view is then no longer current)."""
+    try:
+        name = f[ref].name if ref else None
+    except (KeyError, ValueError, OSError):
+        name = None
+    return name or saved
 
 
 def _region_ref(ds: h5py.Dataset, region: Region):

@@ -368,25 +368,10 @@ case "$CMD" in
         do_start
         ;;
     stop)
-        if [[ -e "$DIR" && ! -f "$MARKER" ]]; then
-            log "error: $DIR was not made by ceph.sh; not touching it"
-            exit 1
-        fi
-        if [[ -d "$DIR" ]]; then
-            stop_daemons
-            rm -rf -- "$DIR"
-            log "stopped; removed $DIR"
-        else
-            log "not running (no $DIR)"
-        fi
+        stop_service_dir stop_daemons ceph.sh
         ;;
     status)
-        if healthy; then
-            log "healthy: $DIR"
-        else
-            log "not healthy: $DIR"
-            exit 1
-        fi
+        report_health
         ;;
     env)
         [[ -f "$DIR/rados.env" && -f "$DIR/s3.env" ]] || { log "error: no env files in $DIR; run 'ceph.sh start' first"; exit 1; }

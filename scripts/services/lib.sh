@@ -86,3 +86,30 @@ s3_ok() {  # s3_ok ENDPOINT ACCESS_KEY SECRET_KEY
         -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$1/")"
     [[ "$S3_STATUS" == 200 ]]
 }
+
+# The 'stop' command of a service script: STOP_FN ends the daemons, then DIR
+# goes, but only if MARKER proves that NAME made it.
+stop_service_dir() {
+    local stop_fn="$1" name="$2"
+    if [[ -e "$DIR" && ! -f "$MARKER" ]]; then
+        log "error: $DIR was not made by $name; not touching it"
+        exit 1
+    fi
+    if [[ -d "$DIR" ]]; then
+        "$stop_fn"
+        rm -rf -- "$DIR"
+        log "stopped; removed $DIR"
+    else
+        log "not running (no $DIR)"
+    fi
+}
+
+# The 'status' command: exit 0 when the script's healthy() says so.
+report_health() {
+    if healthy; then
+        log "healthy: $DIR"
+    else
+        log "not healthy: $DIR"
+        exit 1
+    fi
+}

@@ -303,25 +303,10 @@ case "$CMD" in
         do_restart
         ;;
     stop)
-        if [[ -e "$DIR" && ! -f "$MARKER" ]]; then
-            log "error: $DIR was not made by seaweedfs.sh; not touching it"
-            exit 1
-        fi
-        if [[ -d "$DIR" ]]; then
-            stop_weed
-            rm -rf -- "$DIR"
-            log "stopped; removed $DIR"
-        else
-            log "not running (no $DIR)"
-        fi
+        stop_service_dir stop_weed seaweedfs.sh
         ;;
     status)
-        if healthy; then
-            log "healthy: $DIR"
-        else
-            log "not healthy: $DIR"
-            exit 1
-        fi
+        report_health
         ;;
     env)
         [[ -f "$DIR/s3.env" ]] || { log "error: no $DIR/s3.env; run 'seaweedfs.sh start' first"; exit 1; }
