@@ -18,6 +18,7 @@ orphan_grace (600 s).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import itertools
@@ -25,6 +26,7 @@ import json
 import os
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -250,6 +252,54 @@ def _legacy_head(omap: dict[str, bytes], rec: dict) -> dict:
 
 _clusters: dict[tuple, list] = {}  # (conf, name, keyring, timeout) -> [Rados, users]
 _clusters_lock = threading.Lock()
+_connected: weakref.WeakSet[RadosBackend] = weakref.WeakSet()  # backends holding a cluster now
+_exiting = False  # the interpreter is exiting: no new cluster connection
+
+
+def _shut_down_at_exit() -> None:
+    """Close every backend's pools and shut every cluster connection down
+    before the interpreter exits.
+
+    librados runs threads of its own (monitor ticks, messengers, timers). A
+    client still connected when the process exits keeps them running while
+    exit() runs libceph-common's static destructors; a tick that comes then
+    reads freed configuration and the process dies after its work is done
+    (SIGSEGV, or an abort on boost::bad_get). Connector instances live as
+    long as the process (one per connector string), so nothing else would
+    shut their clusters down."""
+    global _exiting
+    with _clusters_lock:
+        _exiting = True
+        backends = list(_connected)
+    for backend in backends:
+        backend.close()
+    with _clusters_lock:
+        left = [cluster for cluster, _ in _clusters.values()]
+        _clusters.clear()
+    for cluster in left:
+        cluster.shutdown()
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of librados's threads: the parent's clusters
+    are not its own to shut down."""
+    global _clusters_lock
+    _clusters_lock = threading.Lock()
+    _clusters.clear()
+    _connected.clear()
+
+
+atexit.register(_shut_down_at_exit)
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _shut_down_before_librados_exits() -> None:
+    """In a C program the interpreter (and so `_shut_down_at_exit`) ends
+    inside HDF5's exit handler, which runs after librados's exit-time
+    destructors: have the plugin close HDF5 before them."""
+    plugin = sys.modules.get("h5pyvol._plugin")  # present wherever HDF5 calls this connector
+    if plugin is not None:
+        plugin.close_hdf5_at_exit()
 
 
 class RadosBackend(Backend):
@@ -281,6 +331,9 @@ class RadosBackend(Backend):
                 raise FileNotFoundError(errno.ENOENT, f"{what} {path!r} does not exist")
         key = (self.conf, self.user, self.keyring, self.timeout)
         with _clusters_lock:
+            if _exiting:
+                raise OSError(errno.ESHUTDOWN, f"{self.where}: the Python interpreter is exiting and its RADOS "
+                              "connections are shut down (close files before the program ends)")
             entry = _clusters.get(key)
             if entry is None:
                 t = str(self.timeout)
@@ -302,8 +355,10 @@ class RadosBackend(Backend):
                             errno.ETIMEDOUT, f"no Ceph monitor answered within {self.timeout} s ({source})") from None
                     raise _translate(code, "connect to the cluster", self.where, f"{source}: {exc}") from None
                 entry = _clusters[key] = [cluster, 0]
+                _shut_down_before_librados_exits()
             entry[1] += 1
-        self._key, self._cluster = key, entry[0]
+            self._key, self._cluster = key, entry[0]
+            _connected.add(self)
 
     def _open_ioctx(self):
         if self._cluster is None:
@@ -333,12 +388,17 @@ class RadosBackend(Backend):
         return self._head_io
 
     def close(self) -> None:
-        for io in (self._ioctx_obj, self._head_io):
-            if io is not None:
-                io.close()
-        self._ioctx_obj = self._head_io = None
+        # Under the head lock: a session heartbeat (another thread) may be
+        # updating the head through head_io right now.
+        with self._head_lock:
+            ios = (self._ioctx_obj, self._head_io)
+            self._ioctx_obj = self._head_io = None
+            for io in ios:
+                if io is not None:
+                    io.close()
         if self._cluster is not None:
             with _clusters_lock:
+                _connected.discard(self)
                 entry = _clusters.get(self._key)
                 if entry is not None:
                     entry[1] -= 1

@@ -486,6 +486,11 @@ class S3Backend(Backend):
         endpoint = self.endpoint_url or "the default AWS endpoint"
         return [{"bucket": self.bucket, "key": k, "endpoint": endpoint} for k in keys]
 
+    def idle(self) -> None:
+        # One connector per bucket stays loaded for the process's life: its
+        # keep-alive connections and worker threads must not outlive its files.
+        self.close()  # the client, wire and pool are made again on demand
+
     def close(self) -> None:
         self._client = None
         if self._wire is not None:

@@ -8,6 +8,7 @@
  */
 #include "pv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static PyObject *plugin_buffer(PyObject *self, PyObject *args)
@@ -274,7 +275,33 @@ static PyObject *plugin_intermediate_groups(PyObject *self, PyObject *arg)
     return PyBool_FromLong(create != 0);
 }
 
+/* In a C host the interpreter shuts down inside HDF5's exit handler
+ * (H5_term_library, then this plugin's terminate). HDF5 registered that
+ * handler at its first call, so it runs after the exit-time destructors of
+ * every library loaded since, e.g. librados's, whose threads and state
+ * the connector still needs then to close files and disconnect. */
+static void close_hdf5(void)
+{
+    H5close(); /* files, then this plugin (and Python); HDF5's own handler then finds nothing to do */
+}
+
+static PyObject *plugin_close_hdf5_at_exit(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (!pv_owns_interpreter())
+        Py_RETURN_FALSE; /* a Python program: its interpreter shuts down before exit() */
+    if (atexit(close_hdf5) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "atexit: no room for another exit handler");
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef plugin_methods[] = {
+    {"close_hdf5_at_exit", plugin_close_hdf5_at_exit, METH_NOARGS,
+     "close_hdf5_at_exit() -> whether HDF5 (its files, this plugin, then the interpreter) is now closed by an "
+     "exit handler that runs before the exit-time destructors of the libraries loaded so far (C programs only)"},
     {"array_info", plugin_array_info, METH_VARARGS,
      "array_info(type_id, space_id) -> (H5Tencode bytes, committed, shape or None for null, "
      "maxshape or None when fixed)"},

@@ -21,6 +21,14 @@ def vol_env(spec: str = "memory", **extra: str) -> dict[str, str]:
     return env
 
 
+# A program started in the background by a non-interactive shell (or by
+# nohup) inherits SIGINT ignored, and so do its children: Python leaves an
+# ignored SIGINT alone, and so does h5pyvol in a C program. Tests that send
+# SIGINT start their program through this, as from a terminal.
+WITH_DEFAULT_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                       "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
 def native_env() -> dict[str, str]:
     """The same environment with no connector selected: native HDF5."""
     env = vol_env()

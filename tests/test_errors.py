@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support import run, run_python, vol_env
+from support import WITH_DEFAULT_SIGINT, run, run_python, vol_env
 
 import h5pyvol
 
@@ -262,7 +262,7 @@ def test_ctrl_c_stops_a_slow_read_in_h5py(tmp_path):
     )
     mark = tmp_path / "reading"
     env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
+    proc = subprocess.Popen([*WITH_DEFAULT_SIGINT, sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(mark, proc)
     proc.send_signal(signal.SIGINT)
@@ -277,8 +277,8 @@ def test_sigint_ends_a_slow_read_in_a_c_program_with_an_error(compile_c, tmp_pat
 
     mark = tmp_path / "reading"
     env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
-    proc = subprocess.Popen([str(compile_c("interrupted_read"))], env=env, cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*WITH_DEFAULT_SIGINT, str(compile_c("interrupted_read"))], env=env, cwd=tmp_path,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(mark, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -296,8 +296,8 @@ def test_sigint_outside_callbacks_is_the_c_programs_own(compile_c, tmp_path):
 
     mark = tmp_path / "reading"
     env = vol_env(STOPPING, PYTHONPATH=str(TESTS), H5PYVOL_TEST_MARK=str(mark))
-    proc = subprocess.Popen([str(compile_c("interrupted_read")), "then-wait"], env=env, cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*WITH_DEFAULT_SIGINT, str(compile_c("interrupted_read")), "then-wait"], env=env,
+                            cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(mark, proc)
     proc.send_signal(signal.SIGINT)
     _wait_for(tmp_path / "waiting", proc)

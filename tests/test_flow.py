@@ -208,7 +208,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     done = journal.read_text().count('"checkpoint"')
     assert 8 <= done < 40
     proc = flow(["-c", "flow.yaml", "-o", "out.h5", "-e", "40", "--resume", "--quiet"], crashed)

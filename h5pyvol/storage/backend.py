@@ -138,5 +138,10 @@ class Backend(ABC):
         """Where each object is (plain JSON values). The default knows nothing."""
         return [{} for _ in keys]
 
+    def idle(self) -> None:
+        """No file of the connector is open any more: release what is kept
+        only to make the next request faster (idle connections, worker
+        threads), which is made again when needed. The default keeps all."""
+
     def close(self) -> None:
         """Release connections."""

@@ -612,6 +612,7 @@ class ChunkedFile(api.File):
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.closed = False
+        self.counted = False  # among the connector's open files
 
     # -- setup
 
@@ -699,7 +700,12 @@ class ChunkedFile(api.File):
             return
         self.closed = True
         self._stop.set()
-        self.commit(final=True)
+        try:
+            self.commit(final=True)
+        finally:
+            if self.counted:
+                self.counted = False
+                self.connector.file_closed()
 
     # -- changes and reference counts
 
@@ -1034,10 +1040,30 @@ class ChunkedConnector(api.Connector):
             self.zone_maps = opts["zone_maps"] not in ("0", "false", "no", "off")
         except ValueError as exc:
             raise ValueError(f"bad {self.name} connector option: {exc}") from None
+        self._files_open = 0
+        self._files_lock = threading.Lock()
 
     @property
     def backend(self) -> Backend:
         raise NotImplementedError
+
+    def _opened(self, f: ChunkedFile) -> ChunkedFile:
+        with self._files_lock:
+            self._files_open += 1
+        f.counted = True
+        return f
+
+    def file_closed(self) -> None:
+        """One of this connector's files closed: the backend goes idle with the last."""
+        with self._files_lock:
+            self._files_open -= 1
+        self._idle_unless_open()
+
+    def _idle_unless_open(self) -> None:
+        with self._files_lock:
+            idle = self._files_open == 0
+        if idle:
+            self.backend.idle()
 
     def _head(self, name: str) -> tuple[dict | None, Any]:
         return self.backend.load_head(name)
@@ -1061,7 +1087,7 @@ class ChunkedConnector(api.Connector):
             break
         if old is not None:  # the old file's objects, now garbage
             backend.delete(self._all_chunks(name, old))
-        return f
+        return self._opened(f)
 
     def _all_chunks(self, name: str, head: dict) -> list[str]:
         """Every chunk object of a file: those its head names and, where some may
@@ -1083,7 +1109,7 @@ class ChunkedConnector(api.Connector):
         f.rewrite = writable and bool(head.get("_legacy"))
         if writable and head.get("sessions"):
             f.collect_stale_sessions()
-        return f
+        return self._opened(f)
 
     def exists(self, name: str) -> bool:
         return self._head(self.backend.file_name(name))[0] is not None
@@ -1094,8 +1120,11 @@ class ChunkedConnector(api.Connector):
         head, _ = self._head(name)
         if head is None:
             raise FileNotFoundError(errno.ENOENT, f"no HDF5 file {backend.describe(name)}")
-        backend.delete_head(name)  # from here on the file no longer exists
-        backend.delete(self._all_chunks(name, head))
+        try:
+            backend.delete_head(name)  # from here on the file no longer exists
+            backend.delete(self._all_chunks(name, head))
+        finally:
+            self._idle_unless_open()
 
     def vacuum(self, name: str, *, dry_run: bool = False, grace: float | None = None,
                progress: Callable[[str], None] | None = None) -> VacuumReport:
@@ -1104,6 +1133,13 @@ class ChunkedConnector(api.Connector):
         writers that died (or of failed deletions). Sessions of dead writers
         (silent for longer than `grace`, default ``orphan_grace``) are removed
         from the head first. Safe while other writers work on the file."""
+        try:
+            return self._vacuum(name, dry_run, grace, progress)
+        finally:
+            self._idle_unless_open()
+
+    def _vacuum(self, name: str, dry_run: bool, grace: float | None,
+                progress: Callable[[str], None] | None) -> VacuumReport:
         say = progress or (lambda _msg: None)
         grace = self.orphan_grace if grace is None else grace
         backend = self.backend

@@ -29,7 +29,8 @@ def run_suite(env: dict[str, str], timeout: int) -> dict[str, str]:
         proc = subprocess.run(
             [sys.executable, "-P", "-m", "pytest", "--pyargs", "h5py", "-q", "-p", "no:cacheprovider",
              f"--junitxml={report}"],
-            cwd=work, env=env, capture_output=True, text=True, timeout=timeout,
+            # TMPDIR: the temporary files h5py's tests leave go with `work`
+            cwd=work, env={**env, "TMPDIR": work}, capture_output=True, text=True, timeout=timeout,
         )
         if proc.returncode < 0 or not report.exists():
             tail = (proc.stdout + proc.stderr)[-3000:]

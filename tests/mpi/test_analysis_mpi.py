@@ -71,8 +71,13 @@ def source(request, comm, shared_name, monkeypatch):
     if f is not None:
         f.close()
     comm.Barrier()
-    if kind == "native" and comm.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
+    if comm.rank == 0:  # what rank 0 made for the test goes
+        if kind == "native":
+            shutil.rmtree(path, ignore_errors=True)
+        elif kind == "rados":
+            servers.remove_namespace(ceph, opts["namespace"])
+        elif kind == "s3":
+            servers.remove_bucket(ceph, opts["bucket"])
 
 
 @pytest.mark.mpi(min_size=2)

@@ -220,3 +220,24 @@ def rados_connect(info: dict, nocaps: bool = False, timeout: int = 10):
     cluster = rados.Rados(conffile=info["conf"], name=name, conf={"keyring": keyring})
     cluster.connect(timeout=timeout)
     return cluster
+
+
+def remove_namespace(info: dict, namespace: str) -> None:
+    """Remove every object of a RADOS namespace of the cluster's pool (what a test stored there)."""
+    cluster = rados_connect(info)
+    try:
+        with cluster.open_ioctx(info["pool"]) as io:
+            io.set_namespace(namespace)
+            for o in list(io.list_objects()):
+                io.remove_object(o.key)
+    finally:
+        cluster.shutdown()
+
+
+def remove_bucket(info: dict, bucket: str) -> None:
+    """Remove an S3 bucket of the server `info` with every object in it."""
+    client = s3_client(info)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -34,10 +34,12 @@ def _rados_opts(ceph: dict) -> dict:
 
 @pytest.fixture
 def rados_file(ceph):
-    f = h5pyvol.File("analysis.h5", "w", "rados", **_rados_opts(ceph))
+    opts = _rados_opts(ceph)
+    f = h5pyvol.File("analysis.h5", "w", "rados", **opts)
     assert h5pyvol.connector_name(f.id) == "h5pyvol"
     yield f
     f.close()
+    servers.remove_namespace(ceph, opts["namespace"])
 
 
 @pytest.fixture

@@ -53,14 +53,20 @@ def test_flow_to_s3(s3_server, tmp_path, monkeypatch, ranks):
     bucket = f"h5pyvol-flow-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     servers.set_aws_env(monkeypatch, s3_server)
-    _check(tmp_path, f"s3://{bucket}/flow.h5", "s3", {"endpoint_url": s3_server["endpoint"]}, ranks)
+    try:
+        _check(tmp_path, f"s3://{bucket}/flow.h5", "s3", {"endpoint_url": s3_server["endpoint"]}, ranks)
+    finally:
+        servers.remove_bucket(s3_server, bucket)
 
 
 @pytest.mark.parametrize("ranks", [0, 2])
 def test_flow_to_rados(ceph, tmp_path, ranks):
     opts = {"conf": ceph["conf"], "keyring": ceph["keyring"], "user": ceph["user"],
             "namespace": f"flow-{uuid.uuid4().hex[:12]}"}
-    _check(tmp_path, f"rados://{ceph['pool']}/flow.h5", "rados", opts, ranks)
+    try:
+        _check(tmp_path, f"rados://{ceph['pool']}/flow.h5", "rados", opts, ranks)
+    finally:
+        servers.remove_namespace(ceph, opts["namespace"])
 
 
 def _url_and_flags(store) -> tuple[str, list[str], dict]:

@@ -156,7 +156,7 @@ def run_writers(store, name: str, procs: int, count: int) -> None:
         for child in children:
             if child.poll() is None:
                 child.kill()
-                child.wait()
+                child.communicate()
 
 
 def check_written(store, name: str, procs: int, count: int) -> None:
@@ -204,7 +204,7 @@ def killed_writer(store, name: str) -> None:
         assert child.stdout.readline().strip() == "written", child.stderr.read()
     finally:
         child.send_signal(signal.SIGKILL)
-        child.wait(30)
+        child.communicate(timeout=30)
 
 
 def test_killed_writer_orphans_are_collected_at_the_next_open(store):

@@ -57,7 +57,9 @@ def _collect_garbage_first():
 
 @pytest.fixture
 def opts(ceph):
-    return _options(ceph)
+    options = _options(ceph)
+    yield options
+    servers.remove_namespace(ceph, options["namespace"])
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,8 @@ class TestRadosConformance(ConnectorConformance):
     connector = "rados"
 
     @pytest.fixture
-    def connector_options(self, ceph):
-        return _options(ceph)
+    def connector_options(self, opts):
+        return opts
 
 
 # ---------------------------------------------------------------- layout
@@ -278,7 +280,7 @@ def test_killed_writer_leaves_last_commit(admin, opts, tmp_path):
             assert line == expected, (line, child.stderr.read() if child.poll() is not None else "")
     finally:
         child.send_signal(signal.SIGKILL)
-        child.wait(30)
+        child.communicate(timeout=30)
     with _open(opts, name, "r") as f:
         np.testing.assert_array_equal(f["d"][()], np.full((64, 64), 2, "i4"))
         assert "uncommitted" in f and "late" not in f["d"].attrs
@@ -288,6 +290,69 @@ def test_killed_writer_leaves_last_commit(admin, opts, tmp_path):
         f["d"][0, 0] = 9
     with _open(opts, name, "r") as f:
         assert f["d"][0, 0] == 9 and f["d"][0, 1] == 2
+
+
+EXITING = """
+import atexit, json, os, sys
+import numpy as np  # its BLAS threads start here
+
+
+def threads():
+    return {open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")}
+
+
+before = threads()
+# Registered before h5pyvol's exit handler, so it runs after it (last in, first out).
+atexit.register(lambda: print("at exit:", json.dumps(sorted(threads() - before)), flush=True))
+import h5pyvol
+opts = dict(arg.split("=", 1) for arg in sys.argv[2:])
+with h5pyvol.File(sys.argv[1], "w", "rados", **opts) as f:
+    f["d"] = np.arange(10)
+print("after close:", json.dumps(sorted(threads() - before)), flush=True)
+"""
+
+
+def test_cluster_is_shut_down_before_the_process_exits(opts, tmp_path):
+    """librados threads still running when exit() runs libceph-common's
+    static destructors crash the process after its work is done (seen as
+    SIGSEGV, or an abort on boost::bad_get in MonClient::tick): the
+    connector shuts its clusters down at interpreter exit."""
+    script = tmp_path / "exiting.py"
+    script.write_text(EXITING)
+    proc = subprocess.run([sys.executable, "-P", str(script), "exiting.h5", *(f"{k}={v}" for k, v in opts.items())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+    assert "msgr-worker-0" in json.loads(lines["after close"])  # the connection is kept between files...
+    assert json.loads(lines["at exit"]) == []  # ... and gone, with all its threads, before the process exits
+    assert proc.stderr == ""
+    with _open(opts, "exiting.h5", "r") as f:
+        np.testing.assert_array_equal(f["d"][()], np.arange(10))
+
+
+FORKING = """
+import os, sys
+import numpy as np
+import h5pyvol
+opts = dict(arg.split("=", 1) for arg in sys.argv[2:])
+with h5pyvol.File(sys.argv[1], "w", "rados", **opts) as f:
+    f["d"] = np.arange(3)
+child = os.fork()
+if child == 0:
+    sys.exit(0)  # a normal exit, exit handlers included
+_, status = os.waitpid(child, 0)
+print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_forked_child_exits_without_the_parents_cluster(opts, tmp_path):
+    """librados's threads do not survive fork(): the child's exit handler must
+    leave the parent's cluster alone (shutting it down there hangs)."""
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING)
+    proc = subprocess.run([sys.executable, "-P", str(script), "forking.h5", *(f"{k}={v}" for k, v in opts.items())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "child exit 0" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_no_commit_until_flush_or_close(opts):
@@ -395,6 +460,16 @@ def test_c_program_through_env(compile_c, tmp_path, opts):
     with _open(opts, "c-roundtrip.h5", "r") as f:
         np.testing.assert_array_equal(f["results/table"][()], np.arange(4)[:, None] * 10 + np.arange(5))
         assert f["results/table"].attrs["answer"] == 42
+
+
+def test_c_program_exits_with_a_file_open(compile_c, tmp_path, opts):
+    """HDF5 closes (commits) a file left open at exit, and the connector then
+    disconnects, before librados's exit-time destructors run."""
+    proc = run([compile_c("left_open")], vol_env(_spec(opts)), cwd=tmp_path)
+    assert proc.returncode == 0 and "leaving objects open" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    with _open(opts, "left_open.h5", "r") as f:
+        np.testing.assert_array_equal(f["g/d"][()], [1, 2, 3])
 
 
 def test_h5py_through_env(tmp_path, opts):

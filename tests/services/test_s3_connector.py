@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 import zlib
@@ -338,6 +339,40 @@ def test_reads_fetch_only_the_bytes_they_need(s3, monkeypatch):
     assert len(asked) == 4 and all(start == 0 and whole for start, _, whole in asked)
 
 
+def _connections_to(port: int) -> set[int]:
+    """This process's established TCP connections to `port` (socket inodes)."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                mine.add(int(target[8:-1]))
+    found = set()
+    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] == "01" and int(fields[9]) in mine:
+            found.add(int(fields[9]))
+    return found
+
+
+def test_last_close_releases_connections_and_workers(s3):
+    """One connector per bucket stays loaded for the process's life; its
+    keep-alive connections and worker threads go with its last open file."""
+    _, opts = s3
+    port = int(opts["endpoint_url"].rsplit(":", 1)[1])
+    before = _connections_to(port)
+    with h5pyvol.File("idle.h5", "w", "s3", **opts) as f:
+        f.create_dataset("d", data=np.arange(1000.0), chunks=(10,))  # 100 chunk objects, in parallel
+        with h5pyvol.File("idle.h5", "r", "s3", **opts) as g:
+            assert g["d"].shape == (1000,)
+        assert _connections_to(port) - before  # kept while a file is open
+        assert any(t.name.startswith("h5pyvol-s3") for t in threading.enumerate())
+    assert not _connections_to(port) - before
+    assert not any(t.name.startswith("h5pyvol-s3") for t in threading.enumerate())
+    with h5pyvol.File("idle.h5", "r", "s3", **opts) as f:  # made again on demand
+        np.testing.assert_array_equal(f["d"][()], np.arange(1000.0))
+
+
 # ---------------------------------------------------------------- consistency
 
 _WRITER = textwrap.dedent("""
@@ -373,7 +408,7 @@ def test_killed_writer_leaves_last_commit_readable(s3):
         assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
     with h5pyvol.File("crash.h5", "r", "s3", **opts) as f:
         assert f.attrs["stage"] == 1
         assert "late" not in f
@@ -677,7 +712,7 @@ def test_server_dies_during_a_big_write(throwaway_seaweedfs, monkeypatch, fault)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert proc.returncode == 0, f"the writer ended with {proc.returncode}:\n{err[-3000:]}"  # no crash
     report = json.loads(out.strip().splitlines()[-1])
     # h5py raised the connector's error, which names what happened and where

@@ -149,6 +149,8 @@ def test_rados_osd_placement(ceph, admin):
         check=True, capture_output=True, text=True, timeout=30,
     )
     assert json.loads(cli.stdout)["pgid"] == placement["pgid"]
+    with admin.open_ioctx(ceph["pool"]) as io:
+        io.remove_object("placed")
 
 
 def test_rados_user_without_osd_caps_is_refused(ceph, admin):
@@ -168,6 +170,8 @@ def test_rados_user_without_osd_caps_is_refused(ceph, admin):
                 io.read("guarded")
     finally:
         limited.shutdown()
+        with admin.open_ioctx(ceph["pool"]) as io:
+            io.remove_object("guarded")
 
 
 def test_rados_wrong_key_is_refused(ceph):

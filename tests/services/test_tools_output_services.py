@@ -89,6 +89,9 @@ def test_tools_through_rados_match_native(writer, ceph, compile_c, tmp_path):
         "namespace": f"tools-{uuid.uuid4().hex[:12]}",
     }
     spec = h5pyvol.connector_string("rados", **opts)
-    check_tools(writer, compile_c, tmp_path, spec)
-    with h5pyvol.File("sample.h5", "r", "rados", **opts) as f:  # the file lives in the pool
-        assert h5pyvol.connector_name(f.id) == "h5pyvol" and "numbers" in f
+    try:
+        check_tools(writer, compile_c, tmp_path, spec)
+        with h5pyvol.File("sample.h5", "r", "rados", **opts) as f:  # the file lives in the pool
+            assert h5pyvol.connector_name(f.id) == "h5pyvol" and "numbers" in f
+    finally:
+        servers.remove_namespace(ceph, opts["namespace"])

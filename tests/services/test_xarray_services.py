@@ -30,4 +30,7 @@ def test_xarray_round_trip_through_s3(s3_server, monkeypatch):
 def test_xarray_round_trip_through_rados(ceph):
     opts = {"conf": ceph["conf"], "keyring": ceph["keyring"], "user": ceph["user"],
             "namespace": f"xr-{uuid.uuid4().hex[:12]}"}
-    round_trip(lambda mode: h5pyvol.File(f"rados://{ceph['pool']}/xarray.nc", mode, **opts))
+    try:
+        round_trip(lambda mode: h5pyvol.File(f"rados://{ceph['pool']}/xarray.nc", mode, **opts))
+    finally:
+        servers.remove_namespace(ceph, opts["namespace"])
