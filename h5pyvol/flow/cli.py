@@ -2,7 +2,8 @@
 
 The flags are h5flow's (``-c -o -i -s -e -d -v --nompi``) plus the engine's:
 ``--resume``, ``--no-reuse``, ``--connector``/``-z`` (the output's connector
-and options), ``--progress``/``--no-progress``, ``--checkpoint-every``.
+and options), ``--progress``/``--no-progress``, ``--checkpoint-every``,
+``--chunk-bytes``, ``--many-writers``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="write pending rows and a journal checkpoint at least this often (default 30)")
+    p.add_argument("--chunk-bytes", type=_size, default=1 << 20, metavar="BYTES",
+                   help="storage chunk size the engine aims at for the datasets it creates, e.g. 256K "
+                   "(default 1M); under MPI on S3/RADOS the other ranks write the storage chunks that lie "
+                   "wholly inside their chunks' rows with --many-writers, so smaller ones move more writing off rank 0")
+    p.add_argument("--many-writers", action="store_true",
+                   help="under MPI with an S3 or RADOS output, let every rank write the storage chunks inside "
+                   "its chunks' rows itself (default: rank 0 writes every row; see docs/flow.md)")
     p.add_argument("--quiet", action="store_true", help="do not print the summary and time profile")
 
 
@@ -65,11 +73,24 @@ def execute(args: argparse.Namespace) -> int:
             start_position=args.start_position, end_position=args.end_position, verbose=args.verbose,
             drop=args.drop, nompi=args.nompi, resume=args.resume, reuse=args.reuse, connector=args.connector,
             connector_options=options, progress=args.progress, profile=not args.quiet,
-            checkpoint_seconds=args.checkpoint_every)
+            checkpoint_seconds=args.checkpoint_every, chunk_bytes=args.chunk_bytes, many_writers=args.many_writers)
     except FlowError as exc:
         print(f"h5pyvol flow: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _size(text: str) -> int:
+    """'4096', '256K', '1M' -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    try:
+        n = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 4096, 256K, 1M)") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least 1 byte")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:

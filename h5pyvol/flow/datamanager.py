@@ -342,6 +342,7 @@ class H5FlowDataManager:
         """The output h5py.File, with every pending row written first (not recommended: use get_dset)."""
         self._note_opaque("data_manager.fh")
         store = self._store()
+        store.take_back()  # rows other ranks wrote themselves: rank 0's HDF5 view must hold them
         store.flush()
         store.absent.clear()  # the caller may create objects through h5py
         return store.output

@@ -28,7 +28,7 @@ from .errors import FlowError
 from .journal import Journal, ResumePoint, journal_path
 from .overlay import Overlay, commit
 from .progress import Profile, Progress
-from .store import FLUSH_BYTES, Store, dropped, norm
+from .store import CHUNK_BYTES, FLUSH_BYTES, Store, dropped, norm
 
 log = logging.getLogger("h5pyvol.flow")
 
@@ -78,7 +78,8 @@ class Options:
                  end_position: int | None = None, drop: list[str] | None = None, resume: bool = False,
                  reuse: bool = True, connector: str | None = None, connector_options: dict | None = None,
                  progress: bool | None = None, profile: bool = True, flush_bytes: int = FLUSH_BYTES,
-                 checkpoint_seconds: float = 30.0, journal: bool = True) -> None:
+                 checkpoint_seconds: float = 30.0, journal: bool = True, many_writers: bool = False,
+                 chunk_bytes: int = CHUNK_BYTES) -> None:
         self.output = output
         self.input_filename = input_filename
         self.start_position = start_position
@@ -93,6 +94,10 @@ class Options:
         self.flush_bytes = flush_bytes
         self.checkpoint_seconds = checkpoint_seconds
         self.journal = journal
+        self.many_writers = many_writers  # under MPI on S3/RADOS, ranks write their chunks' rows (`writers`)
+        if chunk_bytes < 1:
+            raise FlowError(f"chunk_bytes must be at least 1 (got {chunk_bytes})")
+        self.chunk_bytes = chunk_bytes  # storage chunk size target of the datasets the engine creates
 
     def open_options(self) -> dict:
         return dict(self.connector_options, **({"connector": self.connector} if self.connector else {}))
@@ -178,7 +183,9 @@ class WorkflowRun:
         self._unjournaled: list[tuple[int, int]] = []
         self._last_checkpoint = time.monotonic()
         self.source = wf.source.dset_name
-        self.between_stages = None  # rank 0 under MPI answers other ranks between its own stages
+        self.between_stages = None  # under MPI, messages answered between stages
+        self.lead = None  # rank 0 with many writers: `writers.Lead`
+        self.written_by_workers = [0, 0]  # rows and bytes the other ranks wrote themselves
         self.follow_up = False  # a pass after a partial run (see `run`)
 
     # -- building ------------------------------------------------------------------------------
@@ -367,7 +374,7 @@ class WorkflowRun:
             deleted = reuse.cleanup(out, self.plan)
             log.info("deleted what the components that run again wrote before: %s", ", ".join(deleted) or "nothing")
         scratch = None if "://" in opts.output else os.path.dirname(os.path.abspath(opts.output))
-        self.store = Store(out, self.wf.drop, scratch_dir=scratch)
+        self.store = Store(out, self.wf.drop, scratch_dir=scratch, chunk_bytes=opts.chunk_bytes)
 
     def _plan_of_record(self, out, names: list[str]) -> reuse.Plan:
         """The plan an interrupted run was following (from its record)."""

@@ -11,6 +11,8 @@ ranks run chunks independently and still write what a serial run writes.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .errors import FlowError
@@ -221,6 +223,25 @@ class Overlay:
     def nbytes(self) -> int:
         return sum(p[1].nbytes for ps in self.pieces.values() for p in ps)
 
+    def without(self, cut: dict[str, tuple[int, int]]) -> Overlay:
+        """A copy to send to rank 0 without rows [a, b) of each dataset in `cut`
+        (they stay with the rank that ran the chunk, which writes them itself)."""
+        light = copy.copy(self)
+        light.pieces = dict(self.pieces)
+        for path, (a, b) in cut.items():
+            kept = []
+            for start, arr in self.pieces.get(path, ()):
+                end = start + len(arr)
+                if end <= a or start >= b:
+                    kept.append([start, arr])
+                    continue
+                if start < a:
+                    kept.append([start, arr[: a - start]])
+                if end > b:
+                    kept.append([b, arr[b - start:]])
+            light.pieces[path] = kept
+        return light
+
 
 def _relocate_values(values: np.ndarray, span: tuple[int, int, int] | None) -> np.ndarray:
     if span is None or span[2] == 0:
@@ -229,10 +250,36 @@ def _relocate_values(values: np.ndarray, span: tuple[int, int, int] | None) -> n
     return np.where((values >= base) & (values < end), values + shift, values)
 
 
-def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[str, int]:
-    """Apply `ov` to `store` (see the module docstring). Returns the rows
-    appended per dataset. `forbid_append` names datasets this overlay may not
-    append to (those the generator appends to, when chunks run out of order)."""
+def placed_pieces(ov: Overlay, spans: dict[str, tuple[int, int, int]], only: str | None = None):
+    """The overlay's rows at their final places: (path, first row, rows), in the
+    order they were written (later ones win), rows of appended spans moved by
+    their shift and reference values that point into moved rows moved along.
+    ``ref_region`` pieces are left out (computed from the references at commit)."""
+    ref_tables = {path: table for path, table, _, _ in ov.refs}
+    for path, pieces in ov.pieces.items():
+        if path in ov.regions or (only is not None and path != only):
+            continue
+        span = spans.get(path)
+        table = ref_tables.get(path)
+        moved = table is not None and any(spans.get(d, (0, 0, 0))[2] for d in (table.dset0, table.dset1))
+        for start, arr in pieces:
+            if moved:
+                arr = np.stack([_relocate_values(arr[:, 0], spans.get(table.dset0)),
+                                _relocate_values(arr[:, 1], spans.get(table.dset1))], axis=1)
+            if span is None or span[2] == 0:
+                yield path, start, arr
+                continue
+            base, end, shift = span
+            cuts = sorted({start, start + len(arr), *(c for c in (base, end) if start < c < start + len(arr))})
+            for lo, hi in zip(cuts[:-1], cuts[1:], strict=False):
+                yield path, lo + shift if base <= lo < end else lo, arr[lo - start: hi - start]
+
+
+def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[str, tuple[int, int, int]]:
+    """Apply `ov` to `store` (see the module docstring). Returns the spans of
+    appended rows, per dataset ``(first, end, shift)`` in the overlay's rows.
+    `forbid_append` names datasets this overlay may not append to (those the
+    generator appends to, when chunks run out of order)."""
     for path, info in ov.created.items():
         kind = store.kind(path)
         if info is None:
@@ -250,36 +297,18 @@ def commit(store, ov: Overlay, forbid_append: set[str] | None = None) -> dict[st
     for path, n in ov.grown.items():
         store.grow(path, n)
     spans: dict[str, tuple[int, int, int]] = {}
-    appended: dict[str, int] = {}
     for path, (base, end) in ov.reserves.items():
         if forbid_append and path in forbid_append:
             raise FlowError(f"a stage appends to {path!r}, which the generator also appends to; chunks run "
                             "out of order under MPI, so only a serial run (--nompi) keeps their order")
         start = store.reserve(path, end - base)
         spans[path] = (base, end, start - base)
-        appended[path] = end - base
-    ref_tables = {path: table for path, table, _, _ in ov.refs}
-    for path, pieces in ov.pieces.items():
-        if path in ov.regions:
-            continue  # recomputed below from the final reference rows
-        span = spans.get(path)
-        table = ref_tables.get(path)
-        for start, arr in pieces:
-            if table is not None and any(spans.get(d, (0, 0, 0))[2] for d in (table.dset0, table.dset1)):
-                arr = np.stack([_relocate_values(arr[:, 0], spans.get(table.dset0)),
-                                _relocate_values(arr[:, 1], spans.get(table.dset1))], axis=1)
-            if span is None or span[2] == 0:
-                store.write(path, start, arr)
-                continue
-            base, end, shift = span
-            cuts = sorted({start, start + len(arr), *(c for c in (base, end) if start < c < start + len(arr))})
-            for lo, hi in zip(cuts[:-1], cuts[1:], strict=False):
-                part = arr[lo - start: hi - start]
-                store.write(path, lo + shift if base <= lo < end else lo, part)
+    for path, start, arr in placed_pieces(ov, spans):
+        store.write(path, start, arr)
     for path, table, row0, n in ov.refs:
         span = spans.get(path)
         final = row0 + span[2] if span and span[0] <= row0 < span[1] else row0
         values = store.read(path, final, final + n)
         update_region(store, table.region0, values[:, 0], final)
         update_region(store, table.region1, values[:, 1], final)
-    return appended
+    return spans

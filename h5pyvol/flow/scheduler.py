@@ -7,7 +7,9 @@ flight per rank), runs chunks itself when every other rank is busy, and
 commits the stage overlays in chunk order (`overlay.commit` moves appended
 rows and the references to them). Other ranks see the output as it was after
 init (a snapshot; rows are fetched from rank 0 on demand). A rank with nothing
-to do just waits for messages, so it cannot hold the others up.
+to do just waits for messages, so it cannot hold the others up. Rank 0 writes
+the output; with ``--many-writers`` and an S3 or RADOS output the other ranks
+write the storage chunks inside their chunks' rows themselves (`writers`).
 
 Stages from the first one marked ``in_order`` on (a viewer gathering every
 worker's rows, say) run on rank 0 as each chunk is committed, in chunk order.
@@ -27,7 +29,7 @@ from typing import Any
 
 import h5py
 
-from . import components, provenance, reuse
+from . import components, provenance, reuse, writers
 from .components import H5FlowGenerator
 from .datamanager import H5FlowDataManager
 from .errors import FlowError
@@ -116,8 +118,9 @@ class SnapshotRows:
         return reply
 
 
-def snapshot(store) -> dict:
-    """The output's objects, attributes and lengths after init, for the other ranks."""
+def snapshot(store, shared: dict[str, int] | None = None) -> dict:
+    """The output's objects, attributes and lengths after init, for the other ranks
+    (and, with many writers, the datasets they may write storage chunks of)."""
     objects: dict[str, Any] = {}
     attrs: dict[str, dict] = {}
     for f in [store.output] + ([store.scratch] if store.scratch is not None else []):
@@ -133,7 +136,7 @@ def snapshot(store) -> dict:
 
         f.visititems(visit)
     attrs[""] = dict(store.output.attrs)
-    return {"objects": objects, "attrs": attrs}
+    return {"objects": objects, "attrs": attrs, "shared": shared}
 
 
 def execute(job) -> dict:
@@ -187,11 +190,13 @@ def execute(job) -> dict:
     wall = time.perf_counter() - t_start
     summary = {"config": job.wf.file, "status": "finished", "record": job.record, "chunks": job.chunks_done,
                "rows": job.rows_done, "seconds": wall, "profile": job.profile.as_dict(), "ran": list(job.plan.run),
-               "reused": list(job.plan.reused)}
+               "reused": list(job.plan.reused), "written_by_workers": job.written_by_workers}
     if rank == 0:
         _close(job, wall)
     if comm is not None:
         summary = comm.bcast(summary, root=0)
+        if isinstance(summary, Exception):
+            raise summary
     return summary
 
 
@@ -286,11 +291,14 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
     except Exception as exc:
         comm.bcast(("error", str(exc)), root=0)
         raise
-    comm.bcast(("snapshot", snapshot(store)), root=0)
+    shared = None
+    if job.opts.many_writers and not job.tail and writers.can_share(store.output):
+        shared = writers.shared_datasets(store)
+    comm.bcast(("snapshot", snapshot(store, shared)), root=0)
     progress = _progress(job)
     in_flight: dict[int, int] = {}  # chunk -> rank
     load = dict.fromkeys(workers, 0)
-    done: dict[int, tuple[Overlay, int]] = {}
+    done: dict[int, tuple[Overlay, int, int, dict]] = {}  # chunk -> (overlay, bytes, rank, rows it kept)
     slices: dict[int, slice] = {}
     gen_nbytes: dict[int, int] = {}
     gen_paths: set[str] = set()
@@ -318,10 +326,12 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         elif tag == TAG_DONE:
             kind = msg[0]
             if kind == "done":
-                _, chunk, sov, nbytes = msg
-                done[chunk] = (sov, nbytes)
+                _, chunk, sov, nbytes, kept = msg
+                done[chunk] = (sov, nbytes, src, kept)
                 in_flight.pop(chunk, None)
                 load[src] -= 1
+            elif kind == "synced":
+                lead.synced(src, msg[1])
             elif kind == "error":
                 errors.append(msg[1])
             elif kind == "finished":
@@ -331,9 +341,12 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
     def commit_ready() -> None:
         nonlocal next_commit
         while next_commit in done:
-            sov, nbytes = done.pop(next_commit)
+            sov, nbytes, src, kept = done.pop(next_commit)
             with job.profile_step("commit"):
-                commit(store, sov, gen_paths)
+                before = lead.before(sov, gen_lengths.get(next_commit, {})) if lead is not None and src else None
+                spans = commit(store, sov, gen_paths)
+                if before is not None:
+                    lead.place(next_commit, src, sov, spans, kept, before)
             sl = slices.pop(next_commit)
             if job.tail:  # in-order stages: here, now that every earlier chunk is committed
                 tov = _run_chunk(job, dm, store, sl, next_commit, job.tail)
@@ -352,6 +365,8 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
 
     finished: dict[int, tuple] = {}
     job.between_stages = serve
+    lead = job.lead = None if shared is None else writers.Lead(
+        comm, store, outbox, serve, errors, shared, lambda: writers.open_fresh(job.opts))
     try:
         while True:
             while serve():
@@ -370,7 +385,7 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                 slices[next_chunk] = sl
                 gen_nbytes[next_chunk] = gov.nbytes()
                 if not job.head:  # every stage runs in order, here
-                    done[next_chunk] = (Overlay(store), 0)
+                    done[next_chunk] = (Overlay(store), 0, 0, {})
                 elif free:
                     target = min(free, key=lambda w: load[w])
                     outbox.send(("chunk", next_chunk, sl, gov, gen_lengths[next_chunk]), dest=target, tag=TAG_WORK)
@@ -378,12 +393,15 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
                     in_flight[next_chunk] = target
                 else:  # every other rank is busy: run this chunk here
                     sov = _run_chunk(job, dm, store, sl, next_chunk, job.head)
-                    done[next_chunk] = (sov, sov.nbytes())
+                    done[next_chunk] = (sov, sov.nbytes(), 0, {})
                 next_chunk += 1
                 continue
             if not in_flight and not done:
                 break
             _poll_any(comm, serve)
+        if lead is not None:  # every handed-over row is stored before the workers finish
+            with job.profile_step("flush"):
+                lead.sync()
     except Exception as exc:
         _abort_workers(comm, outbox, workers, f"stopped because another rank failed: {exc}", store)
         raise
@@ -393,9 +411,12 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         outbox.send(("finish",), dest=w, tag=TAG_WORK)
     try:
         _finish_rank0(job, dm)
-    except Exception:
+    except Exception as exc:
         while len(finished) < len(workers) and not errors:  # take in their results so none waits on us
             _poll_any(comm, serve)
+        if len(finished) == len(workers):  # they wait for the run's summary (`execute`): send the error instead
+            outbox.drain()
+            comm.bcast(FlowError(f"rank 0 failed: {exc}"), root=0)
         raise
     while len(finished) < len(workers) and not errors:
         _poll_any(comm, serve)
@@ -404,7 +425,8 @@ def _coordinator(job, dm: H5FlowDataManager) -> None:
         raise FlowError(errors[0])
     outbox.drain()
     for w in workers:
-        ov, prof, access, req_access, cache_used = finished[w]
+        ov, prof, access, req_access, cache_used, written = finished[w]
+        job.written_by_workers = [a + b for a, b in zip(job.written_by_workers, written, strict=True)]
         with job.profile_step("commit"):
             commit(store, ov)
         job.profile.merge(prof)
@@ -453,11 +475,34 @@ def _worker(job, dm: H5FlowDataManager) -> None:
     if kind == "error":
         raise FlowError(f"rank 0 failed: {payload}")
     base = SnapshotRows(comm, payload)
+    own = None
+    if payload["shared"] is not None:  # this rank writes rows of its chunks itself (module `writers`)
+        own = writers.Own(comm, outbox, job._open("a"), payload["shared"], job.profile, TAG_DONE)
+        job.between_stages = own.serve
+    try:
+        _work(job, dm, base, outbox, own)
+    finally:
+        if own is not None:
+            own.output.close()
+
+
+def _work(job, dm: H5FlowDataManager, base: SnapshotRows, outbox: Outbox, own: writers.Own | None) -> None:
+    """A worker's init hooks, chunks and finish hooks."""
+    comm = job.comm
+    serve = own.serve if own is not None else None
 
     def stop(reason: str):
         outbox.send(("aborted",), dest=0, tag=TAG_DONE)
         outbox.drain()
         return FlowError(reason)
+
+    def fail(text: str) -> FlowError:
+        """Tell rank 0 this rank failed, wait for its abort, stop."""
+        outbox.send(("error", text), dest=0, tag=TAG_DONE)
+        _, _, msg = _poll(comm, 0, TAG_WORK)
+        while msg[0] != "abort":  # rank 0 answers with abort
+            _, _, msg = _poll(comm, 0, TAG_WORK)
+        return stop(msg[1])
 
     def hooks(which: str, ov: Overlay) -> None:
         """Run init or finish hooks into `ov` (a reused resource's writes are dropped);
@@ -481,7 +526,10 @@ def _worker(job, dm: H5FlowDataManager) -> None:
     hooks("init", Overlay(base))
 
     while True:
-        _, _, msg = _poll(comm, 0, TAG_WORK)
+        try:
+            _, _, msg = _poll(comm, 0, TAG_WORK, serve)
+        except Exception as exc:  # writing rows rank 0 handed over (module `writers`)
+            raise fail(f"rank {job.rank}: writing its rows into the output: {exc}") from exc
         if msg[0] == "abort":
             raise stop(msg[1])
         if msg[0] == "finish":
@@ -494,16 +542,21 @@ def _worker(job, dm: H5FlowDataManager) -> None:
         try:
             job.run_stages(dm, sl, chunk, job.head)
         except Exception as exc:
-            outbox.send(("error", f"rank {job.rank}: {exc}"), dest=0, tag=TAG_DONE)
-            while msg[0] != "abort":  # rank 0 answers with abort
-                _, _, msg = _poll(comm, 0, TAG_WORK)
-            stop(msg[1])
+            fail(f"rank {job.rank}: {exc}")
             raise
-        outbox.send(("done", chunk, sov, sov.nbytes()), dest=0, tag=TAG_DONE)
+        sent, kept = own.withhold(chunk, sov, generated) if own is not None else (sov, {})
+        outbox.send(("done", chunk, sent, sov.nbytes(), kept), dest=0, tag=TAG_DONE)
+    written = (0, 0)
+    if own is not None:  # rank 0 synced every placed chunk before it sent "finish"
+        try:
+            own.close()
+        except Exception as exc:
+            raise fail(f"rank {job.rank}: closing the output: {exc}") from exc
+        written = (own.rows_written, own.bytes_written)
     ov = Overlay(base)
     hooks("finish", ov)
-    outbox.send(("finished", ov, job.profile.as_dict(), job.access, job.req_access, job.cache_used), dest=0,
-                tag=TAG_DONE)
+    outbox.send(("finished", ov, job.profile.as_dict(), job.access, job.req_access, job.cache_used, written),
+                dest=0, tag=TAG_DONE)
     outbox.drain()
     dm._attach(None, None)
 
@@ -524,9 +577,12 @@ def _close(job, wall: float) -> None:
     store = job.store
     job.drop_objects()
     store.flush()
+    if job.lead is not None:
+        job.lead.close()
     prof = job.profile
     provenance.finish_record(store.output, job.record, job.slices, job.access_record(), chunks=job.chunks_done,
-                             rows=job.rows_done, wall_seconds=wall, **prof.attrs())
+                             rows=job.rows_done, wall_seconds=wall,
+                             rows_written_by_other_ranks=job.written_by_workers[0], **prof.attrs())
     store.close()
     store.output.close()
     if job.journal is not None:
@@ -535,4 +591,8 @@ def _close(job, wall: float) -> None:
         rate = job.rows_done / wall if wall > 0 else 0.0
         print(f"{job.wf.file}: {job.chunks_done} chunks, {job.rows_done} rows in {wall:.2f} s "
               f"({rate:,.0f} rows/s) on {job.size} rank(s)")
+        if job.lead is not None:
+            rows, nbytes = job.written_by_workers
+            print(f"ranks 1-{job.size - 1} wrote {rows} rows ({nbytes / 2**20:.1f} MiB) of their chunks into the "
+                  "output themselves")
         print(prof.table(wall))

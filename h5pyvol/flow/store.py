@@ -8,6 +8,13 @@ written after a flush describes a consistent file (see `journal`).
 
 `ref_region` datasets follow the length of the dataset they index, as in
 h5flow; reading rows past what was written gives zeros (an empty region).
+
+With many writers (S3 and RADOS outputs under MPI, see `writers`), other
+ranks write some storage chunks of a dataset themselves: those chunks are
+*away* (`Table.away`). Rank 0 never writes them, and reads them back through
+`Store.fetch` (after the other ranks have stored them); a write of its own
+that covers an away chunk takes it back, one that covers part of it first
+fetches the rest.
 """
 
 from __future__ import annotations
@@ -65,7 +72,8 @@ def region_parent(h5file: h5py.File, region: h5py.Dataset) -> str | None:
 
 
 class Table:
-    """One dataset's rows: [0, flushed) in HDF5 (with pending patches), then a tail."""
+    """One dataset's rows: [0, flushed) in HDF5 (with pending patches), then a tail;
+    storage chunks in `away` are another rank's to write (see the module docstring)."""
 
     def __init__(self, dset: h5py.Dataset, info: DatasetInfo) -> None:
         self.dset = dset
@@ -75,6 +83,37 @@ class Table:
         self.tail = info.empty(0)
         self.tail_rows = 0  # rows of the tail that hold written data; later ones read as zeros
         self.patches: list[tuple[int, np.ndarray]] = []
+        chunks = dset.chunks if dset.ndim else None
+        self.chunk_rows = int(chunks[0]) if chunks else 0  # rows per storage chunk (0: not chunked)
+        self.away: set[int] = set()  # storage chunks (by row index // chunk_rows) another rank writes
+
+    def away_runs(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The rows of [a, b) that lie in away chunks, as runs [lo, hi)."""
+        if not self.away or b <= a:
+            return []
+        n = self.chunk_rows
+        first, last = a // n, (b - 1) // n
+        found = sorted(c for c in self.away if first <= c <= last) if len(self.away) < last - first + 1 else [
+            c for c in range(first, last + 1) if c in self.away]
+        runs: list[tuple[int, int]] = []
+        for c in found:
+            lo, hi = max(a, c * n), min(b, (c + 1) * n)
+            if runs and runs[-1][1] == lo:
+                runs[-1] = (runs[-1][0], hi)
+            else:
+                runs.append((lo, hi))
+        return runs
+
+    def _outside_away(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The runs of [a, b) that are not in away chunks (rank 0 writes those)."""
+        out, at = [], a
+        for lo, hi in self.away_runs(a, b):
+            if at < lo:
+                out.append((at, lo))
+            at = hi
+        if at < b:
+            out.append((at, b))
+        return out
 
     @property
     def pending_bytes(self) -> int:
@@ -124,30 +163,41 @@ class Table:
     def patched_rows(self) -> list[tuple[int, int]]:
         return [(a, a + len(p)) for a, p in self.patches]
 
-    def flush(self) -> None:
-        if self.length > self.dset.shape[0]:
+    def flush(self, extent: bool = False) -> None:
+        """Write the patches and the tail, except rows in away chunks; `extent`:
+        set the extent even if this writer's view of it has not changed (other
+        writers may have committed theirs)."""
+        if self.length > self.dset.shape[0] or (extent and self.info.resizable):
             self.dset.resize((self.length,) + self.info.rowshape)
         for a, arr in self.patches:
-            self.dset[a: a + len(arr)] = arr
+            for lo, hi in self._outside_away(a, a + len(arr)):
+                self.dset[lo:hi] = arr[lo - a: hi - a]
         if self.tail_rows:
-            self.dset[self.flushed: self.flushed + self.tail_rows] = self.tail[: self.tail_rows]
+            base = self.flushed
+            for lo, hi in self._outside_away(base, base + self.tail_rows):
+                self.dset[lo:hi] = self.tail[lo - base: hi - base]
         self.patches = []
         self.flushed = self.length
         self.tail = self.info.empty(0)
         self.tail_rows = 0
 
     def truncate(self, n: int) -> None:
-        """Drop rows from `n` on (resume); the tail and patches must be empty."""
-        if self.dset.shape[0] > n:
+        """Set the length to `n` (resume): rows from `n` on are dropped; the tail
+        and patches must be empty. With many writers the stored extent may be
+        shorter than a checkpoint's (a worker's commit came last): it grows back,
+        and the rows there, committed before the checkpoint, are read again."""
+        if self.dset.shape[0] != n and (self.info.resizable or self.dset.shape[0] > n):
             self.dset.resize((n,) + self.info.rowshape)
-        self.flushed = self.length = min(self.length, n)
+        self.flushed = self.length = self.dset.shape[0]
 
 
 class Store:
     """The committed state of the output (rank 0), read and written by rows."""
 
-    def __init__(self, output: h5py.File, drop: list[str] | None = None, scratch_dir: str | None = None) -> None:
+    def __init__(self, output: h5py.File, drop: list[str] | None = None, scratch_dir: str | None = None,
+                 chunk_bytes: int = CHUNK_BYTES) -> None:
         self.output = output
+        self.chunk_bytes = chunk_bytes
         self.drop = list(drop or [])
         self.scratch_dir = scratch_dir
         self.scratch: h5py.File | None = None
@@ -157,6 +207,12 @@ class Store:
         self.absent: set[str] = set()  # paths known not to exist (objects are made only through the Store)
         self.regions_of: dict[str, list[str]] = {}
         self.undo: Callable[[str, int, np.ndarray], None] | None = None
+        # Many writers (set by `writers.Lead`): `sync` makes the other ranks store what they
+        # were handed, `fetch` reads stored rows back; `extents` are datasets whose stored
+        # extent other ranks may have set since rank 0's last flush.
+        self.sync: Callable[[], None] | None = None
+        self.fetch: Callable[[str, int, int], np.ndarray] | None = None
+        self.extents: set[str] = set()
         self._scan_regions(output)
 
     # -- files and routing --------------------------------------------------------------
@@ -189,6 +245,8 @@ class Store:
         """The h5py object at `path`, with every pending row of it written first."""
         self.absent.clear()  # the caller may create objects through h5py
         path = norm(path)
+        if any(t.away for t in self.tables.values()):
+            self.take_back()
         if path in self.tables:
             self.tables[path].flush()
         return self.route(path)[path]
@@ -261,7 +319,7 @@ class Store:
         dtype = np.dtype(dtype)
         rowshape = tuple(int(n) for n in rowshape)
         rowbytes = max(1, dtype.itemsize * int(np.prod(rowshape, dtype=np.int64)))
-        rows = max(1, min(CHUNK_BYTES // rowbytes, 1 << 20))
+        rows = max(1, min(self.chunk_bytes // rowbytes, 1 << 20))
         kwargs = {"fillvalue": np.zeros((), dtype)} if dtype.names else {}
         dset = self.route(path).create_dataset(path, shape=(0,) + rowshape, maxshape=(None,) + rowshape,
                                                dtype=dtype, chunks=(rows,) + rowshape, **kwargs)
@@ -292,18 +350,68 @@ class Store:
             del f[path]
 
     def read(self, path: str, a: int, b: int) -> np.ndarray:
-        return self.table(path).read(a, b)
+        t = self.table(path)
+        out = t.read(a, b)
+        for lo, hi in t.away_runs(a, b):
+            out[lo - a: hi - a] = self._fetch(path, lo, hi)
+        return out
+
+    def _fetch(self, path: str, a: int, b: int) -> np.ndarray:
+        if self.fetch is None:
+            raise FlowError(f"rows {a}:{b} of {path} were written by another rank, and this store cannot read "
+                            "them back")
+        return self.fetch(norm(path), a, b)
 
     def write(self, path: str, a: int, arr: np.ndarray) -> None:
         t = self.table(path)
+        b = a + len(arr)
         if self.undo is not None and a < t.flushed:
-            fb = min(a + len(arr), t.flushed)
-            self.undo(norm(path), a, t.read(a, fb))
+            fb = min(b, t.flushed)
+            self.undo(norm(path), a, self.read(path, a, fb))
+        if t.away:
+            self._take_chunks(path, t, a, b)
         t.write(a, arr)
         if t.length > t.flushed and norm(path) in self.regions_of:
             for region in self.regions_of[norm(path)]:
                 if self.kind(region) == "dataset":
                     self.table(region).grow(t.length)
+
+    def _take_chunks(self, path: str, t: Table, a: int, b: int) -> None:
+        """Rank 0 is about to write rows [a, b): away chunks among them become rank 0's
+        again, and those it covers only in part are fetched first (their other rows)."""
+        n = t.chunk_rows
+        for lo, hi in t.away_runs(a, b):
+            for c in range(lo // n, (hi - 1) // n + 1):
+                c0, c1 = c * n, min((c + 1) * n, t.length)
+                if c0 < a or c1 > b:  # a partial write: the chunk's other rows come from storage
+                    rows = self._fetch(path, c0, c1)
+                    t.away.discard(c)
+                    t.write(c0, rows)
+                else:
+                    t.away.discard(c)
+
+    def hand_over(self, path: str, a: int, b: int) -> tuple[int, int] | None:
+        """Storage chunks wholly inside rows [a, b) become another rank's to write
+        (it holds their rows); returns the rows they span, or None if there are none."""
+        t = self.table(path)
+        n = t.chunk_rows
+        if not n:
+            return None
+        lo, hi = -(-a // n), b // n
+        if lo >= hi:
+            return None
+        t.away.update(range(lo, hi))
+        self.extents.add(norm(path))
+        return lo * n, hi * n
+
+    def take_back(self) -> None:
+        """Read every away chunk back and hold it as rank 0's own rows (before h5py
+        objects of the output are handed to a module: rank 0's HDF5 view must be complete)."""
+        for path, t in list(self.tables.items()):
+            for lo, hi in t.away_runs(0, t.length):
+                rows = self._fetch(path, lo, hi)
+                t.away.difference_update(range(lo // t.chunk_rows, (hi - 1) // t.chunk_rows + 1))
+                t.write(lo, rows)
 
     def grow(self, path: str, n: int) -> None:
         """Make the dataset at least `n` rows long; rows not written read as zeros."""
@@ -322,13 +430,18 @@ class Store:
         return sum(t.pending_bytes for t in self.tables.values())
 
     def flush(self) -> None:
-        """Write every tail and patch to HDF5 and flush the files."""
+        """Write every tail and patch to HDF5 and flush the files (with many
+        writers: after the other ranks stored what they were handed, so that
+        rank 0's commit comes after theirs and sets every extent)."""
+        if self.sync is not None:
+            self.sync()
+        extents, self.extents = self.extents, set()
         for path in list(self.tables):
             t = self.tables[path]
             if t.info.region_of is not None:
                 self.length(path)  # a region grows with its dataset
-            if t.length != t.flushed or t.patches or t.tail_rows:
-                t.flush()
+            if t.length != t.flushed or t.patches or t.tail_rows or path in extents:
+                t.flush(extent=path in extents)
         self.output.flush()
         if self.scratch is not None:
             self.scratch.flush()

@@ -122,6 +122,22 @@ class Probe(H5FlowStage):
         self.requires_name = params.get("looks_for", "extra")
 
 
+class Totals(H5FlowStage):
+    """At finish, on rank 0: sums `watch` (every chunk's rows, whoever wrote them) into an
+    attribute, and rewrites rows 3:45 of it negated (in place, over earlier chunks' rows)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.watch = params.get("watch", "scaled")
+
+    def finish(self, source_name):
+        if self.rank != 0:
+            return
+        rows = self.data_manager.get_dset(self.watch)
+        self.data_manager.set_attrs(self.name, total=float(np.sum(rows[:])))
+        self.data_manager.write_data(self.watch, slice(3, 45), -rows[3:45])
+
+
 class Explodes(H5FlowStage):
     """Fails on its chunk `at`."""
 
