@@ -95,7 +95,12 @@ def main() -> None:
     ap.add_argument("--chunk-mib", type=float, default=4.0)
     ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a further rados connector option, e.g. zone_maps=0 (repeatable)")
     args = ap.parse_args()
+    if any("=" not in o for o in args.option):
+        ap.error("--option takes KEY=VALUE")
+    extra = dict(o.split("=", 1) for o in args.option)
 
     import rados
 
@@ -134,6 +139,7 @@ def main() -> None:
     opts = {"conf": info["conf"], "user": info["user"], "namespace": namespace, "inflight": str(args.inflight)}
     if info["keyring"]:
         opts["keyring"] = info["keyring"]
+    opts.update(extra)
     url = f"rados://{info['pool']}/bench.h5"
 
     def vol_write():
