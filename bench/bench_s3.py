@@ -168,6 +168,7 @@ def run_h5pyvol(a, emit) -> dict:
     opts = {"bucket": a.bucket, "endpoint_url": a.endpoint, "timeout": "60"}
     if a.workers:
         opts["max_workers"] = str(a.workers)
+    opts.update(o.split("=", 1) for o in a.option)
 
     def write():
         with h5pyvol.File("bench.h5", "w", "s3", **opts) as f:
@@ -515,7 +516,8 @@ def run_worker(worker: str, py: str, bucket: str, args, info: dict, extra: list[
     """One worker process; its RESULT line, or why there is none."""
     label = TOOLS.get(worker, worker)
     cmd = [py, "-P", str(Path(__file__).resolve()), "--worker", worker, "--endpoint", info["endpoint"],
-           "--bucket", bucket, "--rows", str(args.rows), "--workers", str(args.workers or 0), *extra]
+           "--bucket", bucket, "--rows", str(args.rows), "--workers", str(args.workers or 0),
+           *(f"--option={o}" for o in args.option), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         err_lines: list[str] = []
@@ -615,6 +617,8 @@ def main() -> None:
     ap.add_argument("--no-install", action="store_true", help="do not create or fill the peers' virtualenvs")
     ap.add_argument("--tool-timeout", type=float, default=900, help="seconds allowed per tool (default 900)")
     ap.add_argument("--json", type=Path, help="also write the results to this file")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a further s3 connector option for h5pyvol, e.g. zone_maps=0 (repeatable)")
     # worker mode (internal): one tool in this process
     ap.add_argument("--worker", choices=[*TOOLS, "ros3-upload"], help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -622,6 +626,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--plugin-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if any("=" not in o for o in args.option):
+        ap.error("--option takes KEY=VALUE")
     if args.worker:
         if args.workers == 0:
             args.workers = None
