@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 
 from . import connector
-from ._hdf5 import PLUGIN_DIR, TwoLibhdf5Error, connector_name, set_connector
+from ._hdf5 import PLUGIN_DIR, TwoLibhdf5Error, connector_name, connector_string_of, set_connector
 from .connector import Shard, check_file_name
 from .registry import ConnectorSpec, check_name
 from .shards import shards
@@ -33,7 +33,8 @@ def node_of(obj: Any) -> connector.File | connector.Node | connector.Attribute:
 
     return find(obj)
 
-__all__ = ["File", "Shard", "TwoLibhdf5Error", "connector", "connector_name", "connector_string", "node_of",
+__all__ = ["File", "Shard", "TwoLibhdf5Error", "connector", "connector_name", "connector_string",
+           "connector_string_of", "node_of",
            "shards", "PLUGIN_DIR", "__version__"]
 __version__ = "0.1.0"
 

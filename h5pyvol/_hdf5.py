@@ -255,6 +255,29 @@ def connector_name(obj: h5py.h5i.ObjectID | int) -> str:
     return buf.value.decode()
 
 
+def connector_string_of(file: h5py.File) -> str | None:
+    """The h5pyvol connector string an open file uses (``"memory"``,
+    ``"s3;bucket=b"``...), or None for a file another connector serves. The
+    plugin's connector info is a struct whose first member is that string."""
+    if connector_name(file.id) != CONNECTOR_NAME:
+        return None
+    h = lib()
+    fapl = file.id.get_access_plist()
+    conn = ctypes.c_int64(-1)
+    info = ctypes.c_void_p()
+    if h.H5Pget_vol_id(fapl.id, ctypes.byref(conn)) < 0:
+        raise RuntimeError(f"HDF5 cannot tell the connector of {file!r}")
+    try:
+        if h.H5Pget_vol_info(fapl.id, ctypes.byref(info)) < 0 or not info.value:
+            return "memory"  # no info: the default connector string
+        try:
+            return ctypes.cast(info, ctypes.POINTER(ctypes.c_char_p))[0].decode() or "memory"
+        finally:
+            h.H5VLfree_connector_info(conn.value, info)
+    finally:
+        h.H5VLclose(conn.value)
+
+
 def encode_plist(plist_id: int) -> bytes:
     """HDF5's own serialization of a property list (H5Pencode)."""
     h = lib()

@@ -73,3 +73,12 @@ def test_missing_dataset_raises_keyerror_naming_it():
 def test_missing_file_raises_file_not_found():
     with pytest.raises(FileNotFoundError, match="no in-memory file named 'never-created.h5'"):
         h5pyvol.File("never-created.h5", "r")
+
+
+def test_connector_string_of_names_the_connector_a_file_uses(tmp_path):
+    with h5pyvol.File(tmp_path / "a.h5", "w", connector="memory") as f:
+        assert h5pyvol.connector_string_of(f) == "memory"
+    with h5pyvol.File(tmp_path / "b.h5", "w", connector="passthru", trace="0") as f:
+        assert h5pyvol.connector_string_of(f) == "passthru;trace=0"
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        assert h5pyvol.connector_string_of(f) is None

@@ -13,7 +13,6 @@ Workers open files read-only, once per call (`open_dataset`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import threading
 import urllib.parse
@@ -27,8 +26,6 @@ import numpy as np
 import h5pyvol
 from h5pyvol.registry import ConnectorSpec, available
 from h5pyvol.storage import describe
-
-from .._hdf5 import CONNECTOR_NAME, lib
 
 
 @dataclass(frozen=True)
@@ -105,32 +102,9 @@ def parse_url(url: str) -> tuple[str | None, str]:
     return h5pyvol.connector_string(scheme, **options), rest
 
 
-def connector_spec(file: h5py.File) -> str | None:
-    """The h5pyvol connector string an open file uses, or None for a file HDF5
-    serves natively. (The plugin's connector info is a struct whose first
-    member is that string.)"""
-    if h5pyvol.connector_name(file.id) != CONNECTOR_NAME:
-        return None
-    h = lib()
-    fapl = file.id.get_access_plist()
-    conn = ctypes.c_int64(-1)
-    info = ctypes.c_void_p()
-    if h.H5Pget_vol_id(fapl.id, ctypes.byref(conn)) < 0:
-        raise RuntimeError(f"HDF5 cannot tell the connector of {file!r}")
-    try:
-        if h.H5Pget_vol_info(fapl.id, ctypes.byref(info)) < 0 or not info.value:
-            return "memory"  # no info: the default connector string
-        try:
-            return ctypes.cast(info, ctypes.POINTER(ctypes.c_char_p))[0].decode() or "memory"
-        finally:
-            h.H5VLfree_connector_info(conn.value, info)
-    finally:
-        h.H5VLclose(conn.value)
-
-
 def source_of(dataset: h5py.Dataset) -> Source:
     """The Source of an open h5py Dataset."""
-    spec = connector_spec(dataset.file)
+    spec = h5pyvol.connector_string_of(dataset.file)
     name = dataset.file.filename
     return Source(spec, name if spec is not None else os.path.abspath(name), dataset.name)
 
