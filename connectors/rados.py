@@ -307,6 +307,7 @@ class RadosBackend(Backend):
 
     request_bytes = 1 << 17
     cheap_listing = False  # listing walks the whole pool (namespace)
+    bytes_bodies = True  # the bindings take nothing but bytes
 
     def __init__(self, pool: str, conf: str | None, user: str, keyring: str | None, namespace: str, timeout: int,
                  inflight: int):
@@ -458,13 +459,10 @@ class RadosBackend(Backend):
             job.then(memoryview(buf))
 
     def write(self, jobs: list[WriteJob]) -> None:
-        """Bodies are made (chunk zone maps, copies) by two helper threads a few
-        chunks ahead, while this thread hands the made ones to librados."""
+        """Bodies (`bytes`, copied and zoned in one pass: `bytes_bodies`) are
+        made by two helper threads a few chunks ahead, while this thread hands
+        the made ones to librados."""
         ioctx, pump = self.ioctx, self._pump()
-
-        def made(job: WriteJob) -> bytes:
-            body = job.make()
-            return body if isinstance(body, bytes) else bytes(body)
 
         def submit(job: WriteJob, data: bytes) -> None:
             job.size = len(data)
@@ -472,16 +470,16 @@ class RadosBackend(Backend):
 
         try:
             if len(jobs) == 1:
-                submit(jobs[0], made(jobs[0]))
+                submit(jobs[0], jobs[0].make())
             else:
                 with ThreadPoolExecutor(2, thread_name_prefix="h5pyvol-rados") as makers:
                     waiting = iter(jobs)
-                    ahead = deque((job, makers.submit(made, job)) for job in itertools.islice(waiting, _MAKE_AHEAD))
+                    ahead = deque((job, makers.submit(job.make)) for job in itertools.islice(waiting, _MAKE_AHEAD))
                     while ahead:
                         job, body = ahead.popleft()
                         following = next(waiting, None)
                         if following is not None:
-                            ahead.append((following, makers.submit(made, following)))
+                            ahead.append((following, makers.submit(following.make)))
                         submit(job, body.result())
         except BaseException:
             with contextlib.suppress(Exception):

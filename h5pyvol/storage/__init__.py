@@ -18,7 +18,7 @@ Backends (connectors/s3.py, connectors/rados.py) only move bytes.
 
 from .describe import decode_chunk, describe, fill_value
 from .grid import DEFAULT_CHUNK_BYTES, ChunkGrid, default_chunks
-from .zones import ChunkTracker, zone_of
+from .zones import ChunkTracker, zone_of, zoned_bytes
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "ChunkGrid", "ChunkTracker", "decode_chunk", "default_chunks", "describe",
-           "fill_value", "zone_of"]
+           "fill_value", "zone_of", "zoned_bytes"]

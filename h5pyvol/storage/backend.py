@@ -76,6 +76,10 @@ class Backend(ABC):
     cheap_listing: ClassVar[bool] = True
     """`list_chunks` costs about one request per thousand objects of the file
     (S3's prefix listing), not a walk of the whole pool (RADOS)."""
+    bytes_bodies: ClassVar[bool] = False
+    """`write` needs every body as a `bytes` object (its client library takes
+    nothing else). The layer then makes that copy itself, fused with the
+    chunk's zone map; otherwise bodies may be views of the caller's array."""
     request_bytes: ClassVar[int] = 1 << 19
     """What one request costs, in bytes: byte ranges closer than this are read
     as one, and ranges are read only when cheaper than the whole object."""

@@ -67,7 +67,7 @@ from .manifest import (
 )
 from .plan import ChunkTask, byte_runs
 from .records import chunk_cid, chunk_name, link_from_json, link_to_json, meta_from_json, meta_to_json
-from .zones import zone_of
+from .zones import zone_of, zoned_bytes
 
 OPTION_DEFAULTS = {
     "chunk_bytes": str(DEFAULT_CHUNK_BYTES),
@@ -515,6 +515,18 @@ class ChunkedDataset(ChunkedNode, api.Dataset):
             chunk = chunk[tuple(slice(0, b.stop - b.start) for b in self.grid.box(cid))]
         return zone_of(chunk)
 
+    def encode_zoned(self, chunk: np.ndarray, cid: tuple[int, ...], as_bytes: bool) -> tuple[Any, dict | None]:
+        """The stored form of chunk `cid` and its zone map. With `as_bytes` the
+        body is a `bytes` object; a whole raw chunk is then copied and zoned in
+        one pass."""
+        codec = self.codec
+        if (as_bytes and codec.raw and self._file.connector.zone_maps and chunk.dtype == codec.base
+                and chunk.nbytes == codec.nbytes and not self.grid.pads(cid)):
+            return zoned_bytes(chunk)
+        zone = self.zone(chunk, cid)
+        body = codec.encode(chunk)
+        return (bytes(body) if as_bytes and not isinstance(body, bytes) else body), zone
+
     def _prepare(self) -> ChunkCodec:
         """Compute, in the calling thread, what needs HDF5 (the fill value, the
         dtype). Worker threads must never call into HDF5 or h5py: the caller
@@ -795,6 +807,7 @@ class ChunkedFile(api.File):
             return []
         self.ensure_session()
         version = f"{self.session}{self.seq:x}"
+        as_bytes = self.backend.bytes_bodies
         zones: list = [None] * len(items)
         jobs = []
         for i, (ds, cid, make) in enumerate(items):
@@ -803,9 +816,8 @@ class ChunkedFile(api.File):
             self.uploaded[key] = (ds.token.hex(), name, version)  # before the PUT: it may exist after a failure
 
             def body(i=i, ds=ds, cid=cid, make=make):
-                chunk = make()
-                zones[i] = ds.zone(chunk, cid)
-                return ds.codec.encode(chunk)
+                out, zones[i] = ds.encode_zoned(make(), cid, as_bytes)
+                return out
             jobs.append(WriteJob(key, body, f"writing chunk {name or '0'} of {self.name!r}"))
         self.backend.write(jobs)
         return [[version, job.size, zone] for job, zone in zip(jobs, zones, strict=True)]

@@ -5,6 +5,11 @@ selection touches, and answers a chunk's minimum and maximum (its *zone
 map*) from the stored values, computed when first asked and kept until the
 chunk is written again. Query engines skip chunks whose zone map cannot match
 before reading any of their bytes.
+
+Zone maps are computed on every chunk upload, so they must cost next to
+nothing: `zone_of` and `zoned_bytes` use the compiled kernels of
+`h5pyvol.storage._zones` (one pass for both bounds, fused with the copy a
+backend makes anyway) and fall back to numpy where those do not apply.
 """
 
 from __future__ import annotations
@@ -16,6 +21,24 @@ import numpy as np
 from ..selection import Selection
 from .grid import ChunkGrid
 
+try:
+    from . import _zones
+except ImportError:  # a source tree that was never built: numpy does it all, in two passes
+    _zones = None
+
+
+def _kernel_takes(values: np.ndarray) -> bool:
+    """The compiled kernels handle native-order integers and floats (not
+    float16 or bool) whose last dimension is contiguous."""
+    dt = values.dtype
+    return (_zones is not None and dt.kind in "iuf" and dt.isnative and dt.itemsize in (1, 2, 4, 8)
+            and not (dt.kind == "f" and dt.itemsize < 4)
+            and (values.ndim == 0 or values.strides[-1] == dt.itemsize))
+
+
+def _as_zone(bounds: tuple | None) -> dict | None:
+    return None if bounds is None else {"min": bounds[0], "max": bounds[1]}
+
 
 def zone_of(values: np.ndarray) -> dict | None:
     """The zone map of `values`: plain ``min`` and ``max``, ignoring NaNs;
@@ -23,12 +46,23 @@ def zone_of(values: np.ndarray) -> dict | None:
     dt = values.dtype
     if dt.kind not in "biuf" or dt.shape or values.size == 0:
         return None
+    if _kernel_takes(values):
+        return _as_zone(_zones.minmax(values))
     lo, hi = values.min(), values.max()  # two fast passes; NaNs (rare) make them NaN
     if dt.kind == "f" and (np.isnan(lo) or np.isnan(hi)):
         if np.isnan(values).all():
             return None
         lo, hi = np.nanmin(values), np.nanmax(values)
     return {"min": lo.item(), "max": hi.item()}
+
+
+def zoned_bytes(values: np.ndarray) -> tuple[bytes, dict | None]:
+    """`values` as bytes in C order and its zone map (as `zone_of` gives it),
+    in one pass over the elements where the compiled kernels apply."""
+    if values.size and not values.dtype.shape and _kernel_takes(values):
+        raw, bounds = _zones.copy_minmax(values)
+        return raw, _as_zone(bounds)
+    return values.tobytes(), zone_of(values)
 
 
 class ChunkTracker:
