@@ -3,6 +3,12 @@ type they take, and the numpy fallback for everything else."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -117,3 +123,28 @@ def test_the_kernel_refuses_what_it_cannot_read():
         kernels.minmax(np.zeros((4, 4))[:, ::2])
     with pytest.raises(TypeError):
         kernels.copy_minmax(object())
+
+
+KERNEL_WORKOUT = """
+import numpy as np
+from h5pyvol.storage import _zones
+for dt in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"):
+    for n in (1, 3, 17, 129, 1001):
+        a = np.arange(n * 6, dtype=dt).reshape(n, 6)
+        for view in (a, a[:, 1:5], a[::2]):
+            assert _zones.copy_minmax(view)[0] == np.ascontiguousarray(view).tobytes()
+            _zones.minmax(view)
+print("PASS")
+"""
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_kernels_read_and_write_only_their_buffers(tmp_path):
+    proc = subprocess.run(["valgrind", "--num-callers=20", sys.executable, "-P", "-c", KERNEL_WORKOUT],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONMALLOC": "malloc"})
+    assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "ERROR SUMMARY" in proc.stderr, "valgrind did not run"
+    bad = [rec for rec in re.split(r"\n==\d+== \n", proc.stderr)
+           if re.search(r"Invalid (read|write)|uninitialised", rec) and "zones.c" in rec]
+    assert not bad, "\n\n".join(bad[:3])
