@@ -66,6 +66,9 @@ class WriteJob:
     what: str = ""
     size: int = field(default=-1)
     """Set by the backend: the body's length."""
+    costly: bool = False
+    """Making the body compresses or serializes the chunk (worth a helper
+    thread); False: it is a view or one copy, cheapest made where it is sent."""
 
 
 class Backend(ABC):

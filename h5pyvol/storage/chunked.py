@@ -818,7 +818,7 @@ class ChunkedFile(api.File):
             def body(i=i, ds=ds, cid=cid, make=make):
                 out, zones[i] = ds.encode_zoned(make(), cid, as_bytes)
                 return out
-            jobs.append(WriteJob(key, body, f"writing chunk {name or '0'} of {self.name!r}"))
+            jobs.append(WriteJob(key, body, f"writing chunk {name or '0'} of {self.name!r}", costly=not ds.codec.raw))
         self.backend.write(jobs)
         return [[version, job.size, zone] for job, zone in zip(jobs, zones, strict=True)]
 
