@@ -55,6 +55,28 @@ def _runs_of(local: np.ndarray) -> slice | np.ndarray:
     return local
 
 
+def _slice_entries(i: slice, size: int, n: int) -> list[tuple[int, slice, slice, bool]]:
+    """`plan`'s per-dimension entries for a slice, by arithmetic: for each
+    chunk (of `n` along a dimension of `size`) the slice touches, its
+    coordinate, where its positions are in the slice's result, where they are
+    in the chunk, and whether they are all of the chunk's in-extent ones."""
+    start, stop, step = i.indices(size)
+    count = len(range(start, stop, step))
+    entries = []
+    if count == 0:
+        return entries
+    for c in range(start // n, (start + (count - 1) * step) // n + 1):
+        lo, hi = c * n, min(c * n + n, size)
+        k0 = max(0, -(-(lo - start) // step))  # the first position at or after lo
+        k1 = min(count, -(-(hi - start) // step))  # ... at or after hi
+        if k1 <= k0:
+            continue  # a step wider than a chunk jumps over it
+        first = start + k0 * step - lo
+        local = slice(first, first + 1) if k1 - k0 == 1 else slice(first, first + (k1 - k0 - 1) * step + 1, step)
+        entries.append((c, slice(k0, k1), local, k1 - k0 == hi - lo))
+    return entries
+
+
 def _take(index: tuple) -> tuple:
     """Index a chunk with per-dimension positions (slices or arrays) as an outer product."""
     if all(isinstance(i, slice) for i in index):
@@ -82,6 +104,9 @@ def plan(sel: Selection, grid: ChunkGrid) -> list[ChunkTask]:
     if outer:
         per_dim = []
         for d, i in enumerate(index):
+            if isinstance(i, slice) and i.indices(shape[d])[2] > 0:
+                per_dim.append(_slice_entries(i, shape[d], chunks[d]))
+                continue
             pos = np.arange(*i.indices(shape[d]), dtype=np.int64) if isinstance(i, slice) else np.ravel(i)
             cids = pos // chunks[d]
             cuts = np.flatnonzero(np.diff(cids)) + 1
