@@ -23,7 +23,7 @@ CACHE=${H5PYVOL_CACHE:-$HOME/.cache/h5pyvol}
 PYTHON=${PYTHON:-python3}
 TOOLS=(numpy pytest hypothesis)
 BRIDGE_SUITES=(tests/test_conformance_memory.py tests/test_h5py_programs.py tests/test_datatypes.py
-  tests/test_errors.py tests/test_references.py tests/wheels)
+  tests/test_errors.py tests/test_references.py tests/test_zones.py tests/wheels)
 
 PV_SCRIPT=wheel-envs
 # shellcheck source=scripts/lib.sh
