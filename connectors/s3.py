@@ -21,6 +21,7 @@ profile, instance metadata).
 
 from __future__ import annotations
 
+import atexit
 import errno
 import hashlib
 import http.client
@@ -29,6 +30,7 @@ import socket
 import threading
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any
@@ -178,6 +180,20 @@ _CLIENTS: dict[tuple, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 _CONDITIONS: dict[str, str | None] = {}  # endpoint -> how it takes If-Match ("quoted"/"unquoted"), None: ignores it
 _CONDITIONS_LOCK = threading.Lock()
+_BACKENDS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _drop_connections() -> None:
+    """Close every backend's kept-alive connections at exit: a connector
+    whose file never closed (a failed close, a program that exits with files
+    open) would otherwise hold its sockets until the interpreter is torn down."""
+    for backend in list(_BACKENDS):
+        wire, client = backend._wire, backend._client
+        if wire is not None:
+            wire.close()
+        if client is not None:
+            client.close()
 
 
 class S3Backend(Backend):
@@ -203,6 +219,7 @@ class S3Backend(Backend):
         self._client_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.errors = _Errors(bucket, endpoint_url or "the default AWS endpoint", timeout)
+        _BACKENDS.add(self)
 
     # -- names and keys
 
@@ -492,7 +509,11 @@ class S3Backend(Backend):
         self.close()  # the client, wire and pool are made again on demand
 
     def close(self) -> None:
-        self._client = None
+        if self._client is not None:
+            # Shared with other connectors (_CLIENTS): close() only drops its idle
+            # keep-alive connections (requests in flight finish); it stays usable.
+            self._client.close()
+            self._client = None
         if self._wire is not None:
             self._wire.close()
             self._wire = None
