@@ -255,6 +255,28 @@ zone_view(const Py_buffer *view, char *dst)
     return bounds_tuple(kind, &lo, &hi);
 }
 
+/* minmax() and copy_minmax() of any object with a buffer. */
+static PyObject *
+zone_object(PyObject *arg, int copying)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return NULL;
+    PyObject *out = NULL;
+    if (!copying)
+        out = zone_view(&view, NULL);
+    else {
+        PyObject *copy = PyBytes_FromStringAndSize(NULL, view.len); /* filled before anyone else sees it */
+        PyObject *bounds = copy ? zone_view(&view, PyBytes_AS_STRING(copy)) : NULL;
+        if (bounds)
+            out = PyTuple_Pack(2, copy, bounds);
+        Py_XDECREF(bounds);
+        Py_XDECREF(copy);
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 PyDoc_STRVAR(minmax_doc, "minmax(buffer) -> (min, max) | None\n\n"
                          "The smallest and largest element of a native-order integer or float buffer whose last\n"
                          "dimension is contiguous, ignoring NaNs; None when it has no comparable element.\n"
@@ -263,12 +285,7 @@ PyDoc_STRVAR(minmax_doc, "minmax(buffer) -> (min, max) | None\n\n"
 static PyObject *
 zones_minmax(PyObject *Py_UNUSED(module), PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
-        return NULL;
-    PyObject *out = zone_view(&view, NULL);
-    PyBuffer_Release(&view);
-    return out;
+    return zone_object(arg, 0);
 }
 
 PyDoc_STRVAR(copy_minmax_doc, "copy_minmax(buffer) -> (bytes, (min, max) | None)\n\n"
@@ -278,20 +295,7 @@ PyDoc_STRVAR(copy_minmax_doc, "copy_minmax(buffer) -> (bytes, (min, max) | None)
 static PyObject *
 zones_copy_minmax(PyObject *Py_UNUSED(module), PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
-        return NULL;
-    PyObject *out = NULL, *bounds = NULL;
-    PyObject *copy = PyBytes_FromStringAndSize(NULL, view.len); /* filled before anyone else sees it */
-    if (copy) {
-        bounds = zone_view(&view, PyBytes_AS_STRING(copy));
-        if (bounds)
-            out = PyTuple_Pack(2, copy, bounds);
-    }
-    Py_XDECREF(bounds);
-    Py_XDECREF(copy);
-    PyBuffer_Release(&view);
-    return out;
+    return zone_object(arg, 1);
 }
 
 static PyMethodDef zones_methods[] = {
