@@ -189,11 +189,7 @@ def _drop_connections() -> None:
     whose file never closed (a failed close, a program that exits with files
     open) would otherwise hold its sockets until the interpreter is torn down."""
     for backend in list(_BACKENDS):
-        wire, client = backend._wire, backend._client
-        if wire is not None:
-            wire.close()
-        if client is not None:
-            client.close()
+        backend.close()
 
 
 class S3Backend(Backend):

@@ -104,7 +104,7 @@ def plan(sel: Selection, grid: ChunkGrid) -> list[ChunkTask]:
     if outer:
         per_dim = []
         for d, i in enumerate(index):
-            if isinstance(i, slice) and i.indices(shape[d])[2] > 0:
+            if isinstance(i, slice) and (i.step or 1) > 0:
                 per_dim.append(_slice_entries(i, shape[d], chunks[d]))
                 continue
             pos = np.arange(*i.indices(shape[d]), dtype=np.int64) if isinstance(i, slice) else np.ravel(i)
